@@ -1,0 +1,1 @@
+//! User-space UDP impairment proxy.

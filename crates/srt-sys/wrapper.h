@@ -1,0 +1,2 @@
+#include <srt/srt.h>
+#include <srt/logging_api.h>
