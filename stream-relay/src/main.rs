@@ -1,1 +1,296 @@
-fn main() {}
+//! `stream-relay`: relays live SRT streams (RIST and UDP next) with near-zero added latency.
+//! This file is the edge: command line, logging, runtime, signals, exit codes.
+
+#![deny(unsafe_code)]
+
+mod demo;
+
+use stream_relay::{common, http, route, srt};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use common::config::{GlobalConfig, GlobalFlags};
+use route::{OutputSpec, Route, RouteSettings, RouteSpec};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Exit codes, documented in the README.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stream-relay",
+    version,
+    about = "Relay live video over SRT with near-zero added latency"
+)]
+struct Cli {
+    /// Address of the HTTP server for /health and /metrics [env: HTTP_ADDR] [default: 127.0.0.1:9710]
+    #[arg(long, global = true)]
+    http_addr: Option<String>,
+    /// Log format: json (one object per line) or pretty [env: LOG_FORMAT] [default: json]
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    /// Log filter, RUST_LOG syntax: error, warn, info, debug, trace [env: RUST_LOG] [default: info]
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Relay one SRT input to one or more SRT outputs
+    Srt(RelayArgs),
+    /// Push a generated test stream through a real relay route and show the metrics move
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct RelayArgs {
+    /// Input URI, e.g. 'srt://:9000?mode=listener&latency=120'
+    #[arg(short, long)]
+    input: String,
+    /// Output URI (repeat for several), e.g. 'srt://studio.example:9001?passphrase=...'
+    #[arg(short, long, required = true)]
+    output: Vec<String>,
+    /// Route name used in logs, metrics labels and /health
+    #[arg(long, default_value = "main")]
+    name: String,
+    #[command(flatten)]
+    route: RouteArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RouteArgs {
+    /// Treat an input connection as lost after this many milliseconds without data
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    idle_timeout_ms: u64,
+    /// First reconnection delay, milliseconds (doubles up to --reconnect-max-ms, with jitter)
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    reconnect_min_ms: u64,
+    /// Longest reconnection delay, milliseconds
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    reconnect_max_ms: u64,
+    /// Packets each output may queue while its library is busy; beyond, the oldest are dropped
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    queue_packets: u64,
+}
+
+impl RouteArgs {
+    pub fn settings(&self) -> RouteSettings {
+        let mut s = RouteSettings {
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            queue_packets: self.queue_packets as usize,
+            ..RouteSettings::default()
+        };
+        s.backoff.initial = Duration::from_millis(self.reconnect_min_ms);
+        s.backoff.max = Duration::from_millis(self.reconnect_max_ms.max(self.reconnect_min_ms));
+        s
+    }
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let flags = GlobalFlags {
+        http_addr: cli.http_addr.clone(),
+        log_format: cli.log_format.clone(),
+        log_level: cli.log_level.clone(),
+    };
+    let config = match GlobalConfig::resolve(&flags, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
+        return usage_error(&e);
+    }
+    install_panic_hook();
+
+    let (major, minor, patch) = srt::version();
+    if (major, minor, patch) < srt::MIN_VERSION {
+        tracing::error!(libsrt = %format!("{major}.{minor}.{patch}"), "libsrt is older than 1.5.0");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
+    srt::log::install();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), "stream-relay starting");
+
+    let code = match cli.command {
+        Command::Srt(args) => match build_spec(&args) {
+            Ok(spec) => run(config, vec![spec], started, None),
+            Err(msg) => return usage_error(&msg),
+        },
+        Command::Demo(args) => demo::run(config, args, started),
+    };
+    srt::cleanup();
+    code
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("stream-relay: error: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location = %location, "internal error (panic): {}", common::redact::scrub(&info.to_string()));
+    }));
+}
+
+fn build_spec(args: &RelayArgs) -> Result<RouteSpec, String> {
+    let input =
+        srt::uri::SrtEndpoint::parse(&args.input).map_err(|e| format!("invalid --input: {e}"))?;
+    let mut outputs = Vec::new();
+    for (i, o) in args.output.iter().enumerate() {
+        let ep = srt::uri::SrtEndpoint::parse(o)
+            .map_err(|e| format!("invalid --output #{}: {e}", i + 1))?;
+        outputs.push(OutputSpec {
+            name: format!("out{}", i + 1),
+            endpoint: Arc::new(ep),
+        });
+    }
+    if args.name.is_empty()
+        || args.name.len() > 64
+        || !args
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("invalid --name: use 1 to 64 letters, digits, '-', '_' or '.'".into());
+    }
+    Ok(RouteSpec {
+        name: args.name.clone(),
+        input: Arc::new(input),
+        outputs,
+        settings: args.route.settings(),
+    })
+}
+
+/// Runs routes until SIGINT/SIGTERM (or `until` completes, for the demo). Returns the exit code.
+pub fn run(
+    config: GlobalConfig,
+    specs: Vec<RouteSpec>,
+    started: Instant,
+    until: Option<Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("http")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(serve(config, specs, started, until)) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            tracing::error!(error = %common::redact::scrub(&format!("{e:#}")), "fatal error");
+            eprintln!(
+                "stream-relay: error: {}",
+                common::redact::scrub(&format!("{e:#}"))
+            );
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn serve(
+    config: GlobalConfig,
+    specs: Vec<RouteSpec>,
+    started: Instant,
+    until: Option<Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot serve HTTP on {}", config.http_addr))?;
+    let metrics = Arc::new(common::metrics::Metrics::new());
+    let state = Arc::new(http::AppState {
+        metrics: metrics.clone(),
+        routes: Mutex::new(Vec::new()),
+        started,
+        stopping: Default::default(),
+    });
+    for spec in specs {
+        let name = spec.name.clone();
+        let route = Route::start(spec, metrics.clone())
+            .with_context(|| format!("route '{name}' cannot start"))?;
+        state
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(route);
+    }
+    let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = http::router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stop_rx.await;
+            })
+            .await
+    });
+    tracing::info!(http_addr = %config.http_addr, startup_ms = started.elapsed().as_secs_f64() * 1000.0, "relay running");
+
+    let mut until = until.map(|f| f(state.clone()));
+    let outcome = wait_for_stop(&state, &mut until).await;
+
+    state.stopping.store(true, Ordering::Release);
+    let routes: Vec<Route> =
+        std::mem::take(&mut *state.routes.lock().unwrap_or_else(|p| p.into_inner()));
+    // Joining route threads blocks: do it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || {
+        for r in routes {
+            r.stop();
+        }
+    })
+    .await;
+    let _ = http_stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    tracing::info!("relay stopped");
+    outcome
+}
+
+async fn wait_for_stop(
+    state: &Arc<http::AppState>,
+    until: &mut Option<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    // SIGHUP is reserved for reloading the configuration; until then it must not kill us.
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stopping"); return Ok(()); }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "stopping"); return Ok(()); }
+            _ = hup.recv() => { tracing::info!(signal = "SIGHUP", "reload is not supported yet; ignoring"); }
+            _ = async { match until.as_mut() { Some(h) => { let _ = h.await; } None => std::future::pending().await } } => {
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                let failure = state.routes.lock().unwrap_or_else(|p| p.into_inner()).iter().find_map(|r| r.failure().map(|e| (r.name().to_owned(), e)));
+                if let Some((route, e)) = failure {
+                    anyhow::bail!("route '{route}' failed: {e}");
+                }
+            }
+        }
+    }
+}

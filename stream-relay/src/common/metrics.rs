@@ -1,0 +1,289 @@
+//! Every Prometheus metric the relay exports, in one place. The five names promised to users
+//! (`relay_peers`, `relay_bitrate_kbps`, `relay_reconnects_total`, `relay_packets_lost_total`,
+//! `relay_jitter_ms`) are fixed. Labels are bounded: route and output names, never peer ports.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type GaugeF = Gauge<f64, AtomicU64>;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Side {
+    input,
+    output,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabels {
+    pub route: String,
+    pub side: Side,
+    /// The output's name; empty on the input side.
+    pub output: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub route: String,
+    pub output: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitLabels {
+    pub route: String,
+    pub output: String,
+}
+
+fn transit_histogram() -> Histogram {
+    // 50 us .. ~1.6 s: the relay's own share is expected in the lowest buckets.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.000_05, 2.0, 16,
+    ))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub peers: Family<LinkLabels, Gauge>,
+    pub bitrate_kbps: Family<LinkLabels, GaugeF>,
+    pub reconnects: Family<LinkLabels, Counter>,
+    pub packets_lost: Family<LinkLabels, Counter>,
+    pub jitter_ms: Family<LinkLabels, GaugeF>,
+    pub rtt_ms: Family<LinkLabels, GaugeF>,
+    pub packets: Family<LinkLabels, Counter>,
+    pub bytes: Family<LinkLabels, Counter>,
+    pub loss_detected: Family<LinkLabels, Counter>,
+    pub retransmitted: Family<LinkLabels, Counter>,
+    pub undecrypted: Family<LinkLabels, Counter>,
+    pub buffer_ms: Family<LinkLabels, GaugeF>,
+    pub latency_ms: Family<LinkLabels, GaugeF>,
+    pub dropped: Family<DropLabels, Counter>,
+    pub transit: Family<TransitLabels, Histogram, fn() -> Histogram>,
+    pub srt_log_panics: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let mut m = Metrics {
+            registry: Registry::default(),
+            peers: Family::default(),
+            bitrate_kbps: Family::default(),
+            reconnects: Family::default(),
+            packets_lost: Family::default(),
+            jitter_ms: Family::default(),
+            rtt_ms: Family::default(),
+            packets: Family::default(),
+            bytes: Family::default(),
+            loss_detected: Family::default(),
+            retransmitted: Family::default(),
+            undecrypted: Family::default(),
+            buffer_ms: Family::default(),
+            latency_ms: Family::default(),
+            dropped: Family::default(),
+            transit: Family::new_with_constructor(transit_histogram as fn() -> Histogram),
+            srt_log_panics: Counter::default(),
+        };
+        // prometheus-client appends `_total` to counters itself.
+        registry.register("relay_peers", "Connected peers", m.peers.clone());
+        registry.register(
+            "relay_bitrate_kbps",
+            "Payload bitrate over the last second, kilobits per second",
+            m.bitrate_kbps.clone(),
+        );
+        registry.register(
+            "relay_reconnects",
+            "Connections re-established after a loss",
+            m.reconnects.clone(),
+        );
+        registry.register(
+            "relay_packets_lost",
+            "Packets lost for good: not recovered by retransmission in time",
+            m.packets_lost.clone(),
+        );
+        registry.register(
+            "relay_jitter_ms",
+            "RFC 3550 interarrival jitter of packets against their source timestamps, milliseconds",
+            m.jitter_ms.clone(),
+        );
+        registry.register(
+            "relay_rtt_ms",
+            "Round-trip time reported by the protocol library, milliseconds",
+            m.rtt_ms.clone(),
+        );
+        registry.register("relay_packets", "Packets relayed", m.packets.clone());
+        registry.register("relay_bytes", "Payload bytes relayed", m.bytes.clone());
+        registry.register(
+            "relay_packets_loss_detected",
+            "Gaps detected on the wire (most are then recovered)",
+            m.loss_detected.clone(),
+        );
+        registry.register(
+            "relay_packets_retransmitted",
+            "Retransmitted packets received (input) or sent (output)",
+            m.retransmitted.clone(),
+        );
+        registry.register(
+            "relay_packets_undecrypted",
+            "Packets that could not be decrypted (passphrase mismatch)",
+            m.undecrypted.clone(),
+        );
+        registry.register(
+            "relay_buffer_ms",
+            "Stream held in the protocol library's buffer, milliseconds",
+            m.buffer_ms.clone(),
+        );
+        registry.register(
+            "relay_latency_ms",
+            "Negotiated protocol latency, milliseconds",
+            m.latency_ms.clone(),
+        );
+        registry.register(
+            "relay_packets_dropped",
+            "Packets the relay dropped itself, by reason (output_down, queue_full, send_buffer_full)",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "relay_transit_seconds",
+            "Time from the input library handing a packet over to the output library accepting it",
+            m.transit.clone(),
+        );
+        registry.register(
+            "relay_callback_panics",
+            "Panics caught in callbacks from C libraries (should stay 0)",
+            m.srt_log_panics.clone(),
+        );
+        m.registry = registry;
+        m
+    }
+
+    /// Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        self.srt_log_panics.inner().store(
+            crate::srt::log::CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut out = String::new();
+        // Encoding into a String cannot fail: fmt::Write for String is infallible.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The handles for one side of one route, created once so the hot path touches atomics only.
+    pub fn link(&self, labels: LinkLabels) -> LinkMetrics {
+        LinkMetrics {
+            peers: self.peers.get_or_create(&labels).clone(),
+            bitrate_kbps: self.bitrate_kbps.get_or_create(&labels).clone(),
+            reconnects: self.reconnects.get_or_create(&labels).clone(),
+            packets_lost: self.packets_lost.get_or_create(&labels).clone(),
+            jitter_ms: self.jitter_ms.get_or_create(&labels).clone(),
+            rtt_ms: self.rtt_ms.get_or_create(&labels).clone(),
+            packets: self.packets.get_or_create(&labels).clone(),
+            bytes: self.bytes.get_or_create(&labels).clone(),
+            loss_detected: self.loss_detected.get_or_create(&labels).clone(),
+            retransmitted: self.retransmitted.get_or_create(&labels).clone(),
+            undecrypted: self.undecrypted.get_or_create(&labels).clone(),
+            buffer_ms: self.buffer_ms.get_or_create(&labels).clone(),
+            latency_ms: self.latency_ms.get_or_create(&labels).clone(),
+            labels,
+        }
+    }
+
+    pub fn drops(&self, route: &str, output: &str, reason: &str) -> Counter {
+        self.dropped
+            .get_or_create(&DropLabels {
+                route: route.to_owned(),
+                output: output.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .clone()
+    }
+
+    pub fn transit(&self, route: &str, output: &str) -> Histogram {
+        self.transit
+            .get_or_create(&TransitLabels {
+                route: route.to_owned(),
+                output: output.to_owned(),
+            })
+            .clone()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LinkMetrics {
+    pub labels: LinkLabels,
+    pub peers: Gauge,
+    pub bitrate_kbps: GaugeF,
+    pub reconnects: Counter,
+    pub packets_lost: Counter,
+    pub jitter_ms: GaugeF,
+    pub rtt_ms: GaugeF,
+    pub packets: Counter,
+    pub bytes: Counter,
+    pub loss_detected: Counter,
+    pub retransmitted: Counter,
+    pub undecrypted: Counter,
+    pub buffer_ms: GaugeF,
+    pub latency_ms: GaugeF,
+}
+
+impl LinkMetrics {
+    pub fn record_stats(&self, s: &crate::relay::LinkStats) {
+        self.packets_lost.inc_by(s.lost);
+        self.loss_detected.inc_by(s.loss_detected);
+        self.retransmitted.inc_by(s.retransmitted);
+        self.undecrypted.inc_by(s.undecrypted);
+        if let Some(v) = s.rtt_ms {
+            self.rtt_ms.set(v);
+        }
+        if let Some(v) = s.buffer_ms {
+            self.buffer_ms.set(v);
+        }
+        if let Some(v) = s.latency_ms {
+            self.latency_ms.set(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_five_promised_names_are_exported() {
+        let m = Metrics::new();
+        let l = m.link(LinkLabels {
+            route: "cam1".into(),
+            side: Side::input,
+            output: String::new(),
+        });
+        l.reconnects.inc();
+        l.bitrate_kbps.set(1234.5);
+        let text = m.encode();
+        for name in [
+            "relay_peers{",
+            "relay_bitrate_kbps{",
+            "relay_reconnects_total{",
+            "relay_packets_lost_total{",
+            "relay_jitter_ms{",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+        assert!(
+            text.contains(r#"relay_reconnects_total{route="cam1",side="input",output=""} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("1234.5"));
+    }
+}

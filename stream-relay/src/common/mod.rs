@@ -1,0 +1,8 @@
+//! What every transport and route shares: logging, configuration, metrics, URI syntax and the
+//! rule that secrets never leave the process.
+
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod redact;
+pub mod uri;

@@ -1,0 +1,10 @@
+//! stream-relay as a library: the relay core, the SRT transport, routes and the HTTP server.
+//! The binary (`main.rs`) adds the command line, signals and exit codes.
+
+#![deny(unsafe_code)]
+
+pub mod common;
+pub mod http;
+pub mod relay;
+pub mod route;
+pub mod srt;

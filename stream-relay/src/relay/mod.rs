@@ -1,0 +1,14 @@
+//! The protocol-independent relay core: the packet type, the traits every transport implements,
+//! and the decisions (fan-out, queueing, backoff, idle detection, jitter, rates). Nothing here
+//! touches a socket, a C library, a thread or the clock: callers pass `now`.
+
+pub mod backoff;
+pub mod jitter;
+pub mod link;
+pub mod packet;
+pub mod pipe;
+pub mod queue;
+pub mod rate;
+
+pub use link::{InputLink, LinkError, LinkStats, OutputLink, SendOutcome, TransportRelay};
+pub use packet::Packet;

@@ -1,0 +1,35 @@
+//! The unit that travels from a Reader to its Writers.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+/// One datagram (for MPEG-TS usually 7 x 188 = 1316 bytes) with the timing the input library
+/// reported, so an output can reproduce the source's timing instead of the relay's.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    pub payload: Bytes,
+    /// Source time in microseconds on the input library's clock, 0 when unknown. For SRT this is
+    /// libsrt's `srt_time_now()` clock, so an SRT output in the same process can hand it back.
+    pub src_time_us: i64,
+    /// When the input library handed the packet to us; transit time through the relay and the
+    /// observed jitter are measured from here.
+    pub received_at: Instant,
+}
+
+impl Packet {
+    pub fn new(payload: Bytes, src_time_us: i64, received_at: Instant) -> Self {
+        Packet {
+            payload,
+            src_time_us,
+            received_at,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+}

@@ -1,0 +1,136 @@
+//! The input thread: wait for (or call) the sender, read packets into the Pipe, notice when the
+//! sender is gone or silent, and keep the input's metrics.
+
+use super::peers::PeerTracker;
+use super::status::{LinkState, LinkStatus};
+use super::{Shared, POLL};
+use crate::common::metrics::LinkMetrics;
+use crate::relay::backoff::Backoff;
+use crate::relay::jitter::JitterEstimator;
+use crate::relay::pipe::Pipe;
+use crate::relay::rate::RateMeter;
+use crate::relay::{InputLink, LinkError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+pub(super) fn run(
+    mut link: Box<dyn InputLink>,
+    pipe: &Pipe,
+    status: Arc<LinkStatus>,
+    metrics: LinkMetrics,
+    shared: &Shared,
+) {
+    let span =
+        tracing::info_span!("relay", route = %shared.name, side = "input", uri = %status.uri);
+    let _enter = span.enter();
+    tracing::info!("input started");
+
+    let settings = &shared.settings;
+    let start = Instant::now();
+    let mut backoff = Backoff::new(settings.backoff, seed(&shared.name));
+    let mut peers = PeerTracker::default();
+    let mut jitter = JitterEstimator::default();
+    let mut rate = RateMeter::new(start, STATS_EVERY);
+    let mut batch = Vec::with_capacity(256);
+    let mut last_data = start;
+    let mut next_stats = start + STATS_EVERY;
+
+    while !shared.stopping() {
+        let now = Instant::now();
+        if !link.is_connected() {
+            status.set_state(if link.backs_off() {
+                LinkState::Connecting
+            } else {
+                LinkState::Waiting
+            });
+            if link.backs_off() && !backoff.ready(now) {
+                let wait = backoff
+                    .deadline()
+                    .map_or(POLL, |d| d.saturating_duration_since(now));
+                std::thread::sleep(wait.min(POLL));
+            } else {
+                match link.connect(POLL) {
+                    Ok(true) => {
+                        backoff.reset();
+                        jitter.restart();
+                        last_data = Instant::now();
+                        status.set_state(LinkState::Connected);
+                    }
+                    Ok(false) => {}
+                    Err(LinkError::Fatal(e)) => {
+                        tracing::error!(error = %e, "input failed");
+                        status.fail(e);
+                        break;
+                    }
+                    Err(e) => {
+                        let delay = backoff.fail(now);
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, attempt = backoff.failures(), "input connection attempt failed");
+                    }
+                }
+            }
+        } else {
+            match link.recv(&mut batch, POLL) {
+                Ok(()) => {
+                    if !batch.is_empty() {
+                        last_data = Instant::now();
+                    }
+                    for packet in batch.drain(..) {
+                        metrics.packets.inc();
+                        metrics.bytes.inc_by(packet.len() as u64);
+                        rate.add(packet.len());
+                        jitter.observe(packet.src_time_us, micros_since(start, packet.received_at));
+                        pipe.push(packet);
+                    }
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    link.disconnect(&reason);
+                    jitter.restart();
+                }
+            }
+            let silent = Instant::now().saturating_duration_since(last_data);
+            if link.is_connected() && silent >= settings.idle_timeout {
+                link.disconnect(&format!(
+                    "no data for {} ms (idle timeout)",
+                    silent.as_millis()
+                ));
+            }
+        }
+
+        link.drain_events(peers.events());
+        peers.apply(&metrics, &status);
+        if !link.is_connected() && status.state() == LinkState::Connected {
+            status.set_state(LinkState::Waiting);
+        }
+
+        let now = Instant::now();
+        if now >= next_stats {
+            next_stats = now + STATS_EVERY;
+            metrics.record_stats(&link.stats());
+            metrics.bitrate_kbps.set(rate.poll(now));
+            metrics.jitter_ms.set(jitter.jitter_ms());
+        }
+    }
+
+    link.disconnect("relay stopping");
+    link.drain_events(peers.events());
+    peers.apply(&metrics, &status);
+    metrics.bitrate_kbps.set(0.0);
+    if status.state() != LinkState::Failed {
+        status.set_state(LinkState::Stopped);
+    }
+    tracing::info!("input stopped");
+}
+
+pub(super) fn micros_since(base: Instant, t: Instant) -> i64 {
+    t.saturating_duration_since(base).as_micros() as i64
+}
+
+/// Different routes should not retry in lockstep; any stable per-route value will do.
+pub(super) fn seed(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}

@@ -1,0 +1,196 @@
+//! A route: one input, its Pipe and N outputs, each side on its own named thread. libsrt (and
+//! librist) calls block or call back from their own threads, so routes live on plain threads,
+//! away from the async runtime that serves HTTP. Routes start and stop independently, which
+//! is what live reconfiguration needs.
+
+mod input;
+mod output;
+mod peers;
+pub mod status;
+
+use crate::common::metrics::{LinkLabels, Metrics, Side};
+use crate::relay::backoff::BackoffPolicy;
+use crate::relay::pipe::{OutputSlot, Pipe};
+use crate::relay::{LinkError, TransportRelay};
+use serde::Serialize;
+use status::{LinkSnapshot, LinkState, LinkStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a route thread waits in the library before looking at its stop flag and clocks.
+pub const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug)]
+pub struct RouteSettings {
+    /// An input connection that carries no data this long is treated as lost.
+    pub idle_timeout: Duration,
+    pub backoff: BackoffPolicy,
+    /// Packets an output may hold while its library is busy; beyond that the oldest go.
+    pub queue_packets: usize,
+}
+
+impl Default for RouteSettings {
+    fn default() -> Self {
+        RouteSettings {
+            idle_timeout: Duration::from_secs(5),
+            backoff: BackoffPolicy::default(),
+            // About 1 s of a 20 Mbps stream in 1316-byte packets.
+            queue_packets: 2048,
+        }
+    }
+}
+
+pub struct OutputSpec {
+    pub name: String,
+    pub endpoint: Arc<dyn TransportRelay>,
+}
+
+pub struct RouteSpec {
+    pub name: String,
+    pub input: Arc<dyn TransportRelay>,
+    pub outputs: Vec<OutputSpec>,
+    pub settings: RouteSettings,
+}
+
+/// Whatever a route's threads share with it.
+struct Shared {
+    name: String,
+    stop: AtomicBool,
+    metrics: Arc<Metrics>,
+    settings: RouteSettings,
+}
+
+pub struct Route {
+    shared: Arc<Shared>,
+    pipe: Arc<Pipe>,
+    input_status: Arc<LinkStatus>,
+    output_status: Vec<Arc<LinkStatus>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RouteSnapshot {
+    pub name: String,
+    pub input: LinkSnapshot,
+    pub outputs: Vec<LinkSnapshot>,
+}
+
+impl Route {
+    /// Opens every link (so a bad address or a busy port fails here, before anything runs),
+    /// then starts the threads.
+    pub fn start(spec: RouteSpec, metrics: Arc<Metrics>) -> Result<Route, LinkError> {
+        let input = spec.input.open_input()?;
+        let mut outputs = Vec::with_capacity(spec.outputs.len());
+        for o in &spec.outputs {
+            outputs.push((o, o.endpoint.open_output()?));
+        }
+
+        let shared = Arc::new(Shared {
+            name: spec.name.clone(),
+            stop: AtomicBool::new(false),
+            metrics: metrics.clone(),
+            settings: spec.settings.clone(),
+        });
+        let pipe = Arc::new(Pipe::new());
+        let input_status = Arc::new(LinkStatus::new(
+            "input",
+            spec.input.to_string(),
+            spec.input.transport(),
+        ));
+        let mut route = Route {
+            shared: shared.clone(),
+            pipe: pipe.clone(),
+            input_status: input_status.clone(),
+            output_status: Vec::new(),
+            threads: Vec::new(),
+        };
+
+        for (o, link) in outputs {
+            let slot = OutputSlot::new(o.name.clone(), spec.settings.queue_packets);
+            pipe.attach(slot.clone());
+            let status = Arc::new(LinkStatus::new(
+                &o.name,
+                o.endpoint.to_string(),
+                o.endpoint.transport(),
+            ));
+            route.output_status.push(status.clone());
+            let lm = metrics.link(LinkLabels {
+                route: spec.name.clone(),
+                side: Side::output,
+                output: o.name.clone(),
+            });
+            let shared = shared.clone();
+            let handle = spawn(format!("out:{}", o.name), move || {
+                output::run(link, slot, status, lm, &shared)
+            })?;
+            route.threads.push(handle);
+        }
+
+        let lm = metrics.link(LinkLabels {
+            route: spec.name.clone(),
+            side: Side::input,
+            output: String::new(),
+        });
+        let handle = spawn(format!("in:{}", spec.name), move || {
+            input::run(input, &pipe, input_status, lm, &shared)
+        })?;
+        route.threads.push(handle);
+        Ok(route)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The first fatal error of any side, if one happened (the route cannot go on).
+    pub fn failure(&self) -> Option<String> {
+        std::iter::once(&self.input_status)
+            .chain(&self.output_status)
+            .find(|s| s.state() == LinkState::Failed)
+            .and_then(|s| s.error())
+    }
+
+    pub fn snapshot(&self) -> RouteSnapshot {
+        RouteSnapshot {
+            name: self.shared.name.clone(),
+            input: self.input_status.snapshot(),
+            outputs: self.output_status.iter().map(|s| s.snapshot()).collect(),
+        }
+    }
+
+    /// Stops every thread and waits for them; links close as their threads end.
+    pub fn stop(mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.pipe.close();
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!(route = %self.shared.name, "a route thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.pipe.close();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, LinkError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| LinkError::Fatal(format!("cannot start a thread: {e}")))
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,105 @@
+//! What `/health` shows about a route: state and peers of each side, readable from any thread.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Listening, or waiting before the next connection attempt.
+    Waiting,
+    Connecting,
+    Connected,
+    Failed,
+    Stopped,
+}
+
+impl LinkState {
+    fn from_u8(v: u8) -> LinkState {
+        match v {
+            0 => LinkState::Waiting,
+            1 => LinkState::Connecting,
+            2 => LinkState::Connected,
+            3 => LinkState::Failed,
+            _ => LinkState::Stopped,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            LinkState::Waiting => 0,
+            LinkState::Connecting => 1,
+            LinkState::Connected => 2,
+            LinkState::Failed => 3,
+            LinkState::Stopped => 4,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct LinkStatus {
+    pub name: String,
+    /// Redacted: safe to show anywhere.
+    pub uri: String,
+    pub transport: &'static str,
+    state: AtomicU8,
+    peers: AtomicUsize,
+    error: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkSnapshot {
+    pub name: String,
+    pub uri: String,
+    pub transport: &'static str,
+    pub state: LinkState,
+    pub peers: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl LinkStatus {
+    pub fn new(name: &str, uri: String, transport: &'static str) -> Self {
+        LinkStatus {
+            name: name.to_owned(),
+            uri,
+            transport,
+            state: AtomicU8::new(LinkState::Waiting.as_u8()),
+            peers: AtomicUsize::new(0),
+            error: Mutex::new(None),
+        }
+    }
+
+    pub fn set_state(&self, s: LinkState) {
+        self.state.store(s.as_u8(), Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> LinkState {
+        LinkState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    pub fn set_peers(&self, n: usize) {
+        self.peers.store(n, Ordering::Relaxed);
+    }
+
+    pub fn fail(&self, error: String) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        self.set_state(LinkState::Failed);
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn snapshot(&self) -> LinkSnapshot {
+        LinkSnapshot {
+            name: self.name.clone(),
+            uri: self.uri.clone(),
+            transport: self.transport,
+            state: self.state(),
+            peers: self.peers.load(Ordering::Relaxed),
+            error: self.error(),
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! The SRT adapter: `SrtEndpoint` implements `TransportRelay`, and the links below turn libsrt
+//! sockets into the relay core's Reader/Writer traits. No `unsafe` here: everything goes
+//! through the safe layer. Every wait happens in an `Epoll` with the caller's timeout.
+
+use super::epoll::{self, Epoll};
+use super::error::reject_reason_text;
+use super::options::{apply_post, apply_pre};
+use super::uri::{Mode, SrtEndpoint};
+use super::{now_us, Error, ErrorKind, Socket, SocketState};
+use crate::relay::link::LinkEvent;
+use crate::relay::{
+    InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
+};
+use bytes::Bytes;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// Largest SRT live payload (MSS 1500 - headers).
+const MAX_PAYLOAD: usize = 1456;
+/// Packets read per `recv` call before returning to the route loop, which also has to keep
+/// time for statistics and idle detection.
+const MAX_BATCH: usize = 256;
+const LISTEN_BACKLOG: i32 = 16;
+
+impl TransportRelay for SrtEndpoint {
+    fn transport(&self) -> &'static str {
+        "srt"
+    }
+
+    fn open_input(&self) -> Result<Box<dyn InputLink>, LinkError> {
+        Ok(Box::new(SrtInput::open(self.clone())?))
+    }
+
+    fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
+        Ok(Box::new(SrtOutput::open(self.clone())?))
+    }
+}
+
+fn fatal(what: &str, ep: &SrtEndpoint, e: &Error) -> LinkError {
+    LinkError::Fatal(format!("{what} {ep}: {e}"))
+}
+
+fn epoll() -> Result<Epoll, LinkError> {
+    Epoll::new().map_err(|e| LinkError::Fatal(format!("cannot create an SRT epoll: {e}")))
+}
+
+fn describe(sock: &Socket) -> String {
+    sock.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+}
+
+fn listen_addr(ep: &SrtEndpoint) -> Result<SocketAddr, LinkError> {
+    let host = if ep.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        ep.host.as_str()
+    };
+    resolve(host, ep.port).map_err(LinkError::Fatal)
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{host}' resolves to no address"))
+}
+
+/// A bound, listening socket registered for readability (= a caller is waiting).
+fn listen(ep: &SrtEndpoint, epoll: &mut Epoll) -> Result<Socket, LinkError> {
+    let addr = listen_addr(ep)?;
+    let sock = Socket::new().map_err(|e| fatal("cannot create a socket for", ep, &e))?;
+    apply_pre(&sock, &ep.options).map_err(|e| fatal("cannot apply the options of", ep, &e))?;
+    sock.bind(addr).map_err(|e| {
+        let why = if e.kind == ErrorKind::AddressInUse {
+            " (is another program using the port?)"
+        } else {
+            ""
+        };
+        LinkError::Fatal(format!("cannot listen on {addr}{why}: {e}"))
+    })?;
+    sock.listen(LISTEN_BACKLOG)
+        .map_err(|e| fatal("cannot listen for", ep, &e))?;
+    epoll
+        .add(sock.id(), epoll::READ | epoll::ERROR)
+        .map_err(|e| fatal("cannot watch", ep, &e))?;
+    Ok(sock)
+}
+
+/// Calls out (caller or rendezvous) without blocking: the connection completes in epoll.
+#[derive(Debug)]
+struct Dialer {
+    pending: Option<Socket>,
+}
+
+impl Dialer {
+    fn poll(
+        &mut self,
+        ep: &SrtEndpoint,
+        epoll: &mut Epoll,
+        timeout: Duration,
+    ) -> Result<Option<Socket>, LinkError> {
+        if self.pending.is_none() {
+            let sock = start_call(ep)?;
+            epoll
+                .add(sock.id(), epoll::WRITE | epoll::ERROR)
+                .map_err(|e| fatal("cannot watch", ep, &e))?;
+            self.pending = Some(sock);
+        }
+        let ready = epoll
+            .wait(timeout)
+            .map_err(|e| LinkError::Connect(e.to_string()))?;
+        let Some(id) = self.pending.as_ref().map(Socket::id) else {
+            return Ok(None);
+        };
+        if !ready.iter().any(|(fd, _)| *fd == id) {
+            return Ok(None);
+        }
+        epoll.remove(id);
+        let sock = self.pending.take().expect("pending socket checked above");
+        if sock.state() == SocketState::Connected {
+            apply_post(&sock, &ep.options)
+                .map_err(|e| fatal("cannot apply the options of", ep, &e))?;
+            return Ok(Some(sock));
+        }
+        let reason = reject_reason_text(sock.reject_reason());
+        Err(LinkError::Connect(format!(
+            "cannot connect to {ep}: {reason}"
+        )))
+    }
+
+    fn abort(&mut self, epoll: &mut Epoll) {
+        if let Some(sock) = self.pending.take() {
+            epoll.remove(sock.id());
+        }
+    }
+}
+
+fn start_call(ep: &SrtEndpoint) -> Result<Socket, LinkError> {
+    let remote = resolve(&ep.host, ep.port).map_err(LinkError::Connect)?;
+    let sock = Socket::new().map_err(|e| fatal("cannot create a socket for", ep, &e))?;
+    apply_pre(&sock, &ep.options).map_err(|e| fatal("cannot apply the options of", ep, &e))?;
+    let rendezvous = ep.mode == Mode::Rendezvous;
+    if rendezvous {
+        sock.set_bool(srt_sys::SRTO_RENDEZVOUS, true, "rendezvous")
+            .map_err(|e| fatal("cannot set rendezvous on", ep, &e))?;
+    }
+    if rendezvous || ep.adapter.is_some() || ep.local_port.is_some() {
+        let unspecified = if remote.is_ipv6() { "::" } else { "0.0.0.0" };
+        let host = ep.adapter.as_deref().unwrap_or(unspecified);
+        let port = ep
+            .local_port
+            .unwrap_or(if rendezvous { ep.port } else { 0 });
+        let local = resolve(host, port).map_err(LinkError::Fatal)?;
+        sock.bind(local)
+            .map_err(|e| LinkError::Fatal(format!("cannot bind {local} for {ep}: {e}")))?;
+    }
+    sock.connect(remote)
+        .map_err(|e| LinkError::Connect(format!("cannot connect to {ep}: {e}")))?;
+    Ok(sock)
+}
+
+/// A connected peer.
+#[derive(Debug)]
+struct Conn {
+    sock: Socket,
+    peer: String,
+    /// libsrt refuses a `srctime` earlier than the socket's start.
+    start_us: i64,
+}
+
+impl Conn {
+    fn new(sock: Socket) -> Conn {
+        let peer = describe(&sock);
+        let start_us = sock.connection_time();
+        Conn {
+            sock,
+            peer,
+            start_us,
+        }
+    }
+}
+
+/// The input side: one sender at a time.
+pub struct SrtInput {
+    ep: SrtEndpoint,
+    epoll: Epoll,
+    listener: Option<Socket>,
+    dialer: Dialer,
+    conn: Option<Conn>,
+    events: Vec<LinkEvent>,
+    buf: Vec<u8>,
+}
+
+impl SrtInput {
+    pub fn open(ep: SrtEndpoint) -> Result<SrtInput, LinkError> {
+        let mut epoll = epoll()?;
+        let listener = if ep.is_listener() {
+            Some(listen(&ep, &mut epoll)?)
+        } else {
+            None
+        };
+        Ok(SrtInput {
+            ep,
+            epoll,
+            listener,
+            dialer: Dialer { pending: None },
+            conn: None,
+            events: Vec::new(),
+            buf: vec![0; MAX_PAYLOAD.max(1500)],
+        })
+    }
+
+    fn adopt(&mut self, sock: Socket) -> Result<(), LinkError> {
+        apply_post(&sock, &self.ep.options)
+            .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
+        self.epoll
+            .add(sock.id(), epoll::READ | epoll::ERROR)
+            .map_err(|e| fatal("cannot watch", &self.ep, &e))?;
+        let conn = Conn::new(sock);
+        self.events.push(LinkEvent::Connected {
+            peer: conn.peer.clone(),
+        });
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    fn accept_pending(&mut self) -> Result<bool, LinkError> {
+        let Some(listener) = &self.listener else {
+            return Ok(false);
+        };
+        match listener.accept() {
+            Ok(Some((sock, _))) => {
+                if self.conn.is_some() {
+                    // The newest caller wins: an encoder that dropped and came back must not be
+                    // locked out while its stale session times out.
+                    self.disconnect("replaced by a new connection");
+                }
+                self.adopt(sock)?;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(LinkError::Connect(e.to_string())),
+        }
+    }
+}
+
+impl InputLink for SrtInput {
+    fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        if self.conn.is_some() {
+            return Ok(true);
+        }
+        if self.listener.is_some() {
+            let ready = self
+                .epoll
+                .wait(timeout)
+                .map_err(|e| LinkError::Connect(e.to_string()))?;
+            if ready.is_empty() {
+                return Ok(false);
+            }
+            return self.accept_pending();
+        }
+        match self.dialer.poll(&self.ep, &mut self.epoll, timeout)? {
+            Some(sock) => {
+                self.adopt(sock)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    fn recv(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
+        let ready = self
+            .epoll
+            .wait(timeout)
+            .map_err(|e| LinkError::Lost(e.to_string()))?;
+        let listener_id = self.listener.as_ref().map(Socket::id);
+        if ready.iter().any(|(fd, _)| Some(*fd) == listener_id) {
+            self.accept_pending()?;
+        }
+        let Some(conn) = &self.conn else {
+            return Err(LinkError::Lost("no connection".into()));
+        };
+        let now = Instant::now();
+        for _ in 0..MAX_BATCH {
+            match conn.sock.recv(&mut self.buf) {
+                Ok(Some((n, src_time))) => out.push(Packet::new(
+                    Bytes::copy_from_slice(&self.buf[..n]),
+                    src_time,
+                    now,
+                )),
+                Ok(None) => break,
+                Err(e) => return Err(LinkError::Lost(e.to_string())),
+            }
+        }
+        if out.is_empty() && conn.sock.state() != SocketState::Connected {
+            return Err(LinkError::Lost(format!(
+                "connection {:?}",
+                conn.sock.state()
+            )));
+        }
+        Ok(())
+    }
+
+    fn disconnect(&mut self, reason: &str) {
+        self.dialer.abort(&mut self.epoll);
+        if let Some(conn) = self.conn.take() {
+            self.epoll.remove(conn.sock.id());
+            // Live mode has no linger: close returns at once.
+            let _ = conn.sock.close();
+            self.events.push(LinkEvent::Disconnected {
+                peer: conn.peer,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    fn stats(&mut self) -> LinkStats {
+        let Some(conn) = &self.conn else {
+            return LinkStats::default();
+        };
+        match conn.sock.stats() {
+            Ok(s) => LinkStats {
+                rtt_ms: Some(s.rtt_ms),
+                lost: s.rcv_drop,
+                loss_detected: s.rcv_loss,
+                retransmitted: s.rcv_retrans,
+                undecrypted: s.rcv_undecrypt,
+                buffer_ms: Some(s.rcv_buf_ms),
+                latency_ms: Some(s.rcv_latency_ms),
+            },
+            Err(_) => LinkStats::default(),
+        }
+    }
+
+    fn backs_off(&self) -> bool {
+        self.listener.is_none()
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
+        out.append(&mut self.events);
+    }
+}
+
+/// The output side: a caller/rendezvous link has one peer; a listener serves every player
+/// that connects.
+pub struct SrtOutput {
+    ep: SrtEndpoint,
+    epoll: Epoll,
+    listener: Option<Socket>,
+    dialer: Dialer,
+    peers: Vec<Conn>,
+    events: Vec<LinkEvent>,
+}
+
+impl SrtOutput {
+    pub fn open(ep: SrtEndpoint) -> Result<SrtOutput, LinkError> {
+        let mut epoll = epoll()?;
+        let listener = if ep.is_listener() {
+            Some(listen(&ep, &mut epoll)?)
+        } else {
+            None
+        };
+        Ok(SrtOutput {
+            ep,
+            epoll,
+            listener,
+            dialer: Dialer { pending: None },
+            peers: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    fn add_peer(&mut self, sock: Socket) -> Result<(), LinkError> {
+        apply_post(&sock, &self.ep.options)
+            .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
+        let conn = Conn::new(sock);
+        self.events.push(LinkEvent::Connected {
+            peer: conn.peer.clone(),
+        });
+        self.peers.push(conn);
+        Ok(())
+    }
+
+    fn accept_all(&mut self) -> Result<(), LinkError> {
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok(Some((sock, _))) => self.add_peer(sock)?,
+                Ok(None) => break,
+                Err(e) => return Err(LinkError::Connect(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_peer(&mut self, idx: usize, reason: String) {
+        let conn = self.peers.swap_remove(idx);
+        let _ = conn.sock.close();
+        self.events.push(LinkEvent::Disconnected {
+            peer: conn.peer,
+            reason,
+        });
+    }
+}
+
+/// The source time to hand libsrt: the input's, unless libsrt would refuse it (earlier than
+/// this socket's start) or it lies in the future (which would only add delay downstream).
+fn send_time(src_time_us: i64, start_us: i64, now: i64) -> i64 {
+    if src_time_us == 0 {
+        0
+    } else {
+        src_time_us.max(start_us).min(now)
+    }
+}
+
+impl OutputLink for SrtOutput {
+    fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        if !self.peers.is_empty() {
+            return Ok(true);
+        }
+        if self.listener.is_some() {
+            let ready = self
+                .epoll
+                .wait(timeout)
+                .map_err(|e| LinkError::Connect(e.to_string()))?;
+            if !ready.is_empty() {
+                self.accept_all()?;
+            }
+            return Ok(!self.peers.is_empty());
+        }
+        match self.dialer.poll(&self.ep, &mut self.epoll, timeout)? {
+            Some(sock) => {
+                self.add_peer(sock)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn service(&mut self) -> Result<(), LinkError> {
+        self.accept_all()?;
+        let mut i = 0;
+        while i < self.peers.len() {
+            let state = self.peers[i].sock.state();
+            if state == SocketState::Connected {
+                i += 1;
+            } else {
+                self.drop_peer(i, format!("connection {state:?}"));
+            }
+        }
+        if self.peers.is_empty() {
+            return Err(LinkError::Lost("no peer connected".into()));
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, packet: &Packet) -> Result<SendOutcome, LinkError> {
+        let now = now_us();
+        let mut accepted = false;
+        let mut i = 0;
+        while i < self.peers.len() {
+            let conn = &self.peers[i];
+            let t = send_time(packet.src_time_us, conn.start_us, now);
+            let result = match conn.sock.send(&packet.payload, t) {
+                // Belt and braces: should libsrt still refuse the source time, send it as now.
+                Err(e) if e.code == srt_sys::SRT_EINVALMSGAPI && t != 0 => {
+                    conn.sock.send(&packet.payload, 0)
+                }
+                other => other,
+            };
+            match result {
+                Ok(sent) => {
+                    accepted |= sent;
+                    i += 1;
+                }
+                Err(e) => self.drop_peer(i, e.to_string()),
+            }
+        }
+        if self.peers.is_empty() {
+            return Err(LinkError::Lost("no peer connected".into()));
+        }
+        Ok(if accepted {
+            SendOutcome::Sent
+        } else {
+            SendOutcome::Dropped
+        })
+    }
+
+    fn disconnect(&mut self, reason: &str) {
+        self.dialer.abort(&mut self.epoll);
+        while !self.peers.is_empty() {
+            self.drop_peer(0, reason.to_owned());
+        }
+    }
+
+    fn stats(&mut self) -> LinkStats {
+        let mut total = LinkStats::default();
+        for conn in &self.peers {
+            if let Ok(s) = conn.sock.stats() {
+                total.merge(LinkStats {
+                    rtt_ms: Some(s.rtt_ms),
+                    lost: s.snd_drop,
+                    loss_detected: s.snd_loss,
+                    retransmitted: s.retrans,
+                    undecrypted: 0,
+                    buffer_ms: Some(s.snd_buf_ms),
+                    latency_ms: Some(s.snd_latency_ms),
+                });
+            }
+        }
+        total
+    }
+
+    fn backs_off(&self) -> bool {
+        self.listener.is_none()
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
+        out.append(&mut self.events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_time_is_clamped_into_what_libsrt_accepts() {
+        assert_eq!(send_time(0, 100, 1_000), 0);
+        assert_eq!(send_time(50, 100, 1_000), 100);
+        assert_eq!(send_time(500, 100, 1_000), 500);
+        assert_eq!(send_time(5_000, 100, 1_000), 1_000);
+    }
+}
