@@ -111,6 +111,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(&e.to_string()),
     };
+    // Validate the whole command line before anything starts or logs.
+    let spec = match &cli.command {
+        Command::Srt(args) => match build_spec(args) {
+            Ok(spec) => Some(spec),
+            Err(msg) => return usage_error(&msg),
+        },
+        Command::Demo(_) => None,
+    };
     if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
         return usage_error(&e);
     }
@@ -125,10 +133,7 @@ fn main() -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), "stream-relay starting");
 
     let code = match cli.command {
-        Command::Srt(args) => match build_spec(&args) {
-            Ok(spec) => run(config, vec![spec], started, None),
-            Err(msg) => return usage_error(&msg),
-        },
+        Command::Srt(_) => run(config, spec.into_iter().collect(), started, None),
         Command::Demo(args) => demo::run(config, args, started),
     };
     srt::cleanup();
@@ -179,12 +184,15 @@ fn build_spec(args: &RelayArgs) -> Result<RouteSpec, String> {
     })
 }
 
+/// Started once the routes run; when its task ends the relay stops (the demo's timer).
+pub type Until = Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>;
+
 /// Runs routes until SIGINT/SIGTERM (or `until` completes, for the demo). Returns the exit code.
 pub fn run(
     config: GlobalConfig,
     specs: Vec<RouteSpec>,
     started: Instant,
-    until: Option<Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>>,
+    until: Option<Until>,
 ) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -215,7 +223,7 @@ async fn serve(
     config: GlobalConfig,
     specs: Vec<RouteSpec>,
     started: Instant,
-    until: Option<Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>>,
+    until: Option<Until>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

@@ -118,8 +118,8 @@ impl Metrics {
             m.jitter_ms.clone(),
         );
         registry.register(
-            "relay_rtt_ms",
-            "Round-trip time reported by the protocol library, milliseconds",
+            "relay_rtt_seconds",
+            "Round-trip time reported by the protocol library",
             m.rtt_ms.clone(),
         );
         registry.register("relay_packets", "Packets relayed", m.packets.clone());
@@ -140,13 +140,13 @@ impl Metrics {
             m.undecrypted.clone(),
         );
         registry.register(
-            "relay_buffer_ms",
-            "Stream held in the protocol library's buffer, milliseconds",
+            "relay_buffer_seconds",
+            "Stream held in the protocol library's buffer",
             m.buffer_ms.clone(),
         );
         registry.register(
-            "relay_latency_ms",
-            "Negotiated protocol latency, milliseconds",
+            "relay_latency_seconds",
+            "Negotiated protocol latency",
             m.latency_ms.clone(),
         );
         registry.register(
@@ -178,6 +178,12 @@ impl Metrics {
         // Encoding into a String cannot fail: fmt::Write for String is infallible.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Prometheus text format 0.0.4, for scrapers and tools (promtool) that do not ask for
+    /// OpenMetrics: counter families are named with their `_total` suffix, and no `# EOF`.
+    pub fn encode_text(&self) -> String {
+        to_text_format(&self.encode())
     }
 
     /// The handles for one side of one route, created once so the hot path touches atomics only.
@@ -220,6 +226,29 @@ impl Metrics {
     }
 }
 
+fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 #[derive(Clone, Debug)]
 pub struct LinkMetrics {
     pub labels: LinkLabels,
@@ -244,14 +273,15 @@ impl LinkMetrics {
         self.loss_detected.inc_by(s.loss_detected);
         self.retransmitted.inc_by(s.retransmitted);
         self.undecrypted.inc_by(s.undecrypted);
+        // Exported in seconds, the Prometheus base unit; the library reports milliseconds.
         if let Some(v) = s.rtt_ms {
-            self.rtt_ms.set(v);
+            self.rtt_ms.set(v / 1000.0);
         }
         if let Some(v) = s.buffer_ms {
-            self.buffer_ms.set(v);
+            self.buffer_ms.set(v / 1000.0);
         }
         if let Some(v) = s.latency_ms {
-            self.latency_ms.set(v);
+            self.latency_ms.set(v / 1000.0);
         }
     }
 }
@@ -285,5 +315,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("1234.5"));
+        let plain = m.encode_text();
+        assert!(
+            plain.contains("# TYPE relay_reconnects_total counter"),
+            "{plain}"
+        );
+        assert!(!plain.contains("# EOF"));
     }
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what stream-relay needs on Debian bookworm (run as root): the libraries it links,
+# bindgen's libclang, and the reference peers the tests run against.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  pkg-config libclang-dev libsrt-openssl-dev librist-dev \
+  srt-tools rist-tools ffmpeg prometheus curl ca-certificates >/dev/null
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (https://rustup.rs) and re-run" >&2
+  exit 1
+fi

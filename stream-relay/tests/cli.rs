@@ -1,0 +1,84 @@
+//! The command line as a user meets it: bad input gets one clear line and exit code 2, a busy
+//! port exit code 1, never a panic.
+
+mod common;
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-relay"))
+        .args(args)
+        .args(["--http-addr", &format!("127.0.0.1:{}", common::free_port())])
+        .output()
+        .expect("run stream-relay");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "panic: {err}");
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn bad_uris_exit_2_with_a_reason() {
+    let cases: &[(&str, &str)] = &[
+        ("srt://:9000?lantency=120", "unknown parameter 'lantency'"),
+        ("srt://:9000?latency=2000000", "latency=2000"),
+        ("udp://:9000", "wrong scheme"),
+        ("srt://host", "missing port"),
+        ("srt://:99999", "invalid port"),
+        ("", "empty"),
+        ("srt://:9000?mode=push", "mode"),
+        ("srt://:9000?latency=1&latency=2", "more than once"),
+    ];
+    for (uri, want) in cases {
+        let (code, err) = run(&["srt", "-i", uri, "-o", "srt://127.0.0.1:9001"]);
+        assert_eq!(code, 2, "{uri}: {err}");
+        assert!(err.contains(want), "{uri}: expected '{want}' in: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+}
+
+#[test]
+fn a_secret_in_a_bad_uri_is_not_echoed() {
+    let (code, err) = run(&[
+        "srt",
+        "-i",
+        "srt://:9000?passphrase=tooshort",
+        "-o",
+        "srt://127.0.0.1:9001",
+    ]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("tooshort"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["srt", "-i", "srt://:9000"]).0, 2);
+    assert_eq!(run(&["nonsense"]).0, 2);
+    assert_eq!(
+        run(&[
+            "srt",
+            "-i",
+            "srt://:9000",
+            "-o",
+            "srt://h:1",
+            "--log-format",
+            "xml"
+        ])
+        .0,
+        2
+    );
+}
+
+#[test]
+fn a_busy_listen_port_exits_1() {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+    let port = sock.local_addr().expect("addr").port();
+    let (code, err) = run(&[
+        "srt",
+        "-i",
+        &format!("srt://:{port}"),
+        "-o",
+        "srt://127.0.0.1:9001",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+}

@@ -1,0 +1,226 @@
+//! Shared helpers for the end-to-end tests: free ports, the relay binary as a child process,
+//! reference peers (srt-live-transmit, ffmpeg), UDP traffic with sequence numbers, tiny HTTP.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PKT: usize = 1316;
+
+/// A missing peer fails the test unless explicitly allowed, so CI cannot pass by skipping.
+pub fn require(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("STREAM_RELAY_ALLOW_MISSING_TOOLS").is_some() {
+            eprintln!("skipping: {tool} not installed");
+            return false;
+        }
+        panic!("{tool} is not installed (apt-get install srt-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
+    }
+    true
+}
+
+/// A port that was free a moment ago (UDP and TCP share the number space we use).
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Relay {
+    pub proc: Proc,
+    pub http: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Relay {
+    pub fn start(args: &[&str]) -> Relay {
+        Self::start_env(args, &[])
+    }
+
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Relay {
+        let http = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "stream-relay-test-{}-{}.log",
+            std::process::id(),
+            http
+        ));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stream-relay"));
+        cmd.args(args)
+            .arg("--http-addr")
+            .arg(format!("127.0.0.1:{http}"))
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn stream-relay");
+        let relay = Relay {
+            proc: Proc(child),
+            http,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if http_get(http, "/health").is_some() {
+                return relay;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("relay did not answer /health; log:\n{}", relay.logs());
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.http, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Value of a sample line, e.g. `relay_reconnects_total{route="main",side="input",output=""}`.
+    pub fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics(), series)
+    }
+
+    pub fn wait_metric(&self, series: &str, at_least: f64, within: Duration) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.metric(series);
+            if v >= at_least || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn terminate(mut self) -> (i32, Duration, String) {
+        let t = Instant::now();
+        // SAFETY-free: signalling a child we own through the kill command.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.proc.0.id().to_string()])
+            .status();
+        let status = self.proc.0.wait().expect("wait relay");
+        (status.code().unwrap_or(-1), t.elapsed(), self.logs())
+    }
+}
+
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split(' ').nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n")?.1.to_owned();
+    Some((code, body))
+}
+
+pub fn slt(args: &[&str]) -> Proc {
+    Proc(
+        Command::new("srt-live-transmit")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn srt-live-transmit"),
+    )
+}
+
+/// A datagram with its sequence number in the first 8 bytes and a pattern derived from it.
+pub fn datagram(seq: u64) -> Vec<u8> {
+    let mut d = vec![0u8; PKT];
+    d[..8].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in d[8..].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+    }
+    d
+}
+
+/// Sends `count` datagrams at `mbps` to a UDP port, starting at sequence `first`.
+pub fn send_udp(port: u16, first: u64, count: u64, mbps: f64) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let per_sec = mbps * 1e6 / 8.0 / PKT as f64;
+    let start = Instant::now();
+    for i in 0..count {
+        let due = start + Duration::from_secs_f64(i as f64 / per_sec);
+        if let Some(w) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(w);
+        }
+        s.send_to(&datagram(first + i), ("127.0.0.1", port))
+            .expect("send");
+    }
+}
+
+/// Collects datagrams on a UDP port until `quiet` passes without one.
+pub struct UdpSink {
+    pub sock: UdpSocket,
+    pub port: u16,
+}
+
+impl UdpSink {
+    pub fn new() -> UdpSink {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+        let port = sock.local_addr().expect("addr").port();
+        set_rcvbuf(&sock);
+        UdpSink { sock, port }
+    }
+
+    pub fn collect(&self, first_wait: Duration, quiet: Duration) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        self.sock
+            .set_read_timeout(Some(first_wait))
+            .expect("timeout");
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            out.push(buf[..n].to_vec());
+            self.sock.set_read_timeout(Some(quiet)).expect("timeout");
+        }
+        out
+    }
+}
+
+fn set_rcvbuf(_s: &UdpSocket) {}
+
+pub fn seq_of(d: &[u8]) -> u64 {
+    let mut s = [0u8; 8];
+    s.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(s)
+}
