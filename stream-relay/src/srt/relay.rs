@@ -44,8 +44,9 @@ fn epoll() -> Result<Epoll, LinkError> {
     Epoll::new().map_err(|e| LinkError::Fatal(format!("cannot create an SRT epoll: {e}")))
 }
 
-fn describe(sock: &Socket) -> String {
-    sock.peer_addr()
+fn describe(sock: &Socket, known: Option<SocketAddr>) -> String {
+    known
+        .or_else(|| sock.peer_addr())
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }
 
@@ -90,7 +91,7 @@ fn listen(ep: &SrtEndpoint, epoll: &mut Epoll) -> Result<Socket, LinkError> {
 /// Calls out (caller or rendezvous) without blocking: the connection completes in epoll.
 #[derive(Debug)]
 struct Dialer {
-    pending: Option<Socket>,
+    pending: Option<(Socket, SocketAddr)>,
 }
 
 impl Dialer {
@@ -99,29 +100,29 @@ impl Dialer {
         ep: &SrtEndpoint,
         epoll: &mut Epoll,
         timeout: Duration,
-    ) -> Result<Option<Socket>, LinkError> {
+    ) -> Result<Option<(Socket, SocketAddr)>, LinkError> {
         if self.pending.is_none() {
-            let sock = start_call(ep)?;
+            let (sock, remote) = start_call(ep)?;
             epoll
                 .add(sock.id(), epoll::WRITE | epoll::ERROR)
                 .map_err(|e| fatal("cannot watch", ep, &e))?;
-            self.pending = Some(sock);
+            self.pending = Some((sock, remote));
         }
         let ready = epoll
             .wait(timeout)
             .map_err(|e| LinkError::Connect(e.to_string()))?;
-        let Some(id) = self.pending.as_ref().map(Socket::id) else {
+        let Some(id) = self.pending.as_ref().map(|(s, _)| s.id()) else {
             return Ok(None);
         };
         if !ready.iter().any(|(fd, _)| *fd == id) {
             return Ok(None);
         }
         epoll.remove(id);
-        let sock = self.pending.take().expect("pending socket checked above");
+        let (sock, remote) = self.pending.take().expect("pending socket checked above");
         if sock.state() == SocketState::Connected {
             apply_post(&sock, &ep.options)
                 .map_err(|e| fatal("cannot apply the options of", ep, &e))?;
-            return Ok(Some(sock));
+            return Ok(Some((sock, remote)));
         }
         let reason = reject_reason_text(sock.reject_reason());
         Err(LinkError::Connect(format!(
@@ -130,13 +131,13 @@ impl Dialer {
     }
 
     fn abort(&mut self, epoll: &mut Epoll) {
-        if let Some(sock) = self.pending.take() {
+        if let Some((sock, _)) = self.pending.take() {
             epoll.remove(sock.id());
         }
     }
 }
 
-fn start_call(ep: &SrtEndpoint) -> Result<Socket, LinkError> {
+fn start_call(ep: &SrtEndpoint) -> Result<(Socket, SocketAddr), LinkError> {
     let remote = resolve(&ep.host, ep.port).map_err(LinkError::Connect)?;
     let sock = Socket::new().map_err(|e| fatal("cannot create a socket for", ep, &e))?;
     apply_pre(&sock, &ep.options).map_err(|e| fatal("cannot apply the options of", ep, &e))?;
@@ -157,7 +158,7 @@ fn start_call(ep: &SrtEndpoint) -> Result<Socket, LinkError> {
     }
     sock.connect(remote)
         .map_err(|e| LinkError::Connect(format!("cannot connect to {ep}: {e}")))?;
-    Ok(sock)
+    Ok((sock, remote))
 }
 
 /// A connected peer.
@@ -170,8 +171,8 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(sock: Socket) -> Conn {
-        let peer = describe(&sock);
+    fn new(sock: Socket, addr: Option<SocketAddr>) -> Conn {
+        let peer = describe(&sock, addr);
         let start_us = sock.connection_time();
         Conn {
             sock,
@@ -211,13 +212,13 @@ impl SrtInput {
         })
     }
 
-    fn adopt(&mut self, sock: Socket) -> Result<(), LinkError> {
+    fn adopt(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<(), LinkError> {
         apply_post(&sock, &self.ep.options)
             .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
         self.epoll
             .add(sock.id(), epoll::READ | epoll::ERROR)
             .map_err(|e| fatal("cannot watch", &self.ep, &e))?;
-        let conn = Conn::new(sock);
+        let conn = Conn::new(sock, addr);
         self.events.push(LinkEvent::Connected {
             peer: conn.peer.clone(),
         });
@@ -230,13 +231,13 @@ impl SrtInput {
             return Ok(false);
         };
         match listener.accept() {
-            Ok(Some((sock, _))) => {
+            Ok(Some((sock, addr))) => {
                 if self.conn.is_some() {
                     // The newest caller wins: an encoder that dropped and came back must not be
                     // locked out while its stale session times out.
                     self.disconnect("replaced by a new connection");
                 }
-                self.adopt(sock)?;
+                self.adopt(sock, addr)?;
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -261,8 +262,8 @@ impl InputLink for SrtInput {
             return self.accept_pending();
         }
         match self.dialer.poll(&self.ep, &mut self.epoll, timeout)? {
-            Some(sock) => {
-                self.adopt(sock)?;
+            Some((sock, remote)) => {
+                self.adopt(sock, Some(remote))?;
                 Ok(true)
             }
             None => Ok(false),
@@ -375,10 +376,10 @@ impl SrtOutput {
         })
     }
 
-    fn add_peer(&mut self, sock: Socket) -> Result<(), LinkError> {
+    fn add_peer(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<(), LinkError> {
         apply_post(&sock, &self.ep.options)
             .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
-        let conn = Conn::new(sock);
+        let conn = Conn::new(sock, addr);
         self.events.push(LinkEvent::Connected {
             peer: conn.peer.clone(),
         });
@@ -389,7 +390,7 @@ impl SrtOutput {
     fn accept_all(&mut self) -> Result<(), LinkError> {
         while let Some(listener) = &self.listener {
             match listener.accept() {
-                Ok(Some((sock, _))) => self.add_peer(sock)?,
+                Ok(Some((sock, addr))) => self.add_peer(sock, addr)?,
                 Ok(None) => break,
                 Err(e) => return Err(LinkError::Connect(e.to_string())),
             }
@@ -433,8 +434,8 @@ impl OutputLink for SrtOutput {
             return Ok(!self.peers.is_empty());
         }
         match self.dialer.poll(&self.ep, &mut self.epoll, timeout)? {
-            Some(sock) => {
-                self.add_peer(sock)?;
+            Some((sock, remote)) => {
+                self.add_peer(sock, Some(remote))?;
                 Ok(true)
             }
             None => Ok(false),
