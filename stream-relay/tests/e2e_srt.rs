@@ -413,3 +413,83 @@ fn metrics_pass_promtool() {
     }
     assert!(metrics.contains("relay_peers{"), "{metrics}");
 }
+
+#[test]
+fn a_silent_connection_is_dropped_by_the_idle_timeout() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let relay_in = free_port();
+    let relay = Relay::start(&[
+        "srt",
+        "-i",
+        &format!("srt://:{relay_in}?mode=listener"),
+        "-o",
+        &format!("srt://127.0.0.1:{}?conntimeo=500", free_port()),
+        "--idle-timeout-ms",
+        "700",
+    ]);
+    // A connected sender that never sends: a frozen encoder.
+    let _src = slt(&[
+        &format!("udp://127.0.0.1:{}", free_port()),
+        &format!("srt://127.0.0.1:{relay_in}"),
+    ]);
+    let peers = r#"relay_peers{route="main",side="input",output=""}"#;
+    assert_eq!(
+        relay.wait_metric(peers, 1.0, Duration::from_secs(5)),
+        1.0,
+        "sender never connected"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while relay.metric(peers) > 0.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(relay.metric(peers), 0.0, "silent input not dropped");
+    assert!(relay.logs().contains("idle timeout"), "{}", relay.logs());
+}
+
+#[test]
+fn rendezvous_output_and_ipv6_input() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let relay_in = free_port();
+    // Both ends on one host: each binds its own local port and calls the other's.
+    let (rdv_relay, rdv_peer) = (free_port(), free_port());
+    let relay = Relay::start(&[
+        "srt",
+        "-i",
+        &format!("srt://[::1]:{relay_in}?mode=listener"),
+        "-o",
+        &format!("srt://127.0.0.1:{rdv_peer}?mode=rendezvous&port={rdv_relay}"),
+    ]);
+    let sink = UdpSink::new();
+    let src_udp = free_port();
+    let _dst = slt(&[
+        &format!("srt://127.0.0.1:{rdv_relay}?mode=rendezvous&port={rdv_peer}"),
+        &format!("udp://127.0.0.1:{}", sink.port),
+    ]);
+    let _src = slt(&[
+        &format!("udp://127.0.0.1:{src_udp}"),
+        &format!("srt://[::1]:{relay_in}"),
+    ]);
+    relay.wait_metric(
+        r#"relay_peers{route="main",side="output",output="out1"}"#,
+        1.0,
+        Duration::from_secs(10),
+    );
+    relay.wait_metric(
+        r#"relay_peers{route="main",side="input",output=""}"#,
+        1.0,
+        Duration::from_secs(10),
+    );
+    let collector = std::thread::spawn({
+        let sock = sink.sock.try_clone().expect("clone");
+        move || {
+            UdpSink { port: 0, sock }.collect(Duration::from_secs(5), Duration::from_millis(1500))
+        }
+    });
+    send_udp(src_udp, 0, 300, 5.0);
+    let got = collector.join().expect("collector");
+    assert_eq!(got.len(), 300, "log:\n{}", relay.logs());
+}
