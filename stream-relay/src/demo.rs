@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stream_relay::common::config::GlobalConfig;
+use stream_relay::http::AppState;
 use stream_relay::route::{OutputSpec, RouteSettings, RouteSpec};
 use stream_relay::srt::uri::SrtEndpoint;
 use stream_relay::srt::Socket;
@@ -69,8 +70,8 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
     println!("stream-relay demo: relaying {input} -> {output}");
     println!("  metrics: curl -s http://{http}/metrics | grep '^relay_'   health: curl -s http://{http}/health");
 
-    let until = Box::new(move |_state| {
-        tokio::task::spawn_blocking(move || drive(in_addr, out_addr, kbps, seconds, http))
+    let until = Box::new(move |state: Arc<AppState>| {
+        tokio::task::spawn_blocking(move || drive(in_addr, out_addr, kbps, seconds, &state))
     });
     let code = crate::run(config, vec![spec], started, Some(until));
     println!(
@@ -82,7 +83,7 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
     code
 }
 
-fn drive(in_addr: SocketAddr, out_addr: SocketAddr, kbps: u64, seconds: u64, http: SocketAddr) {
+fn drive(in_addr: SocketAddr, out_addr: SocketAddr, kbps: u64, seconds: u64, state: &AppState) {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let gen = {
@@ -100,9 +101,21 @@ fn drive(in_addr: SocketAddr, out_addr: SocketAddr, kbps: u64, seconds: u64, htt
         let t = start.elapsed().as_secs();
         let sent = counters.sent.load(Ordering::Relaxed);
         let received = counters.received.load(Ordering::Relaxed);
+        // The same numbers /metrics serves, read from the same registry.
+        let m = state.metrics.encode_text();
+        let v = |series: &str| {
+            m.lines()
+                .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         println!(
-            "  t={t:>3}s  generated {:>5} kbps  played {:>5} kbps  packets sent {sent} received {received} missing {}   (live: http://{http}/metrics)",
+            "  t={t:>3}s  generated {:>5} kbps -> relay in {:>5.0} kbps / out {:>5.0} kbps, peers {}+{}, reconnects {} -> played {:>5} kbps  (sent {sent}, received {received}, missing {})",
             (sent - last.0) * DGRAM as u64 * 8 / 1000,
+            v(r#"relay_bitrate_kbps{route="demo",side="input",output=""}"#),
+            v(r#"relay_bitrate_kbps{route="demo",side="output",output="player"}"#),
+            v(r#"relay_peers{route="demo",side="input",output=""}"#),
+            v(r#"relay_peers{route="demo",side="output",output="player"}"#),
+            v(r#"relay_reconnects_total{route="demo",side="input",output=""}"#),
             (received - last.1) * DGRAM as u64 * 8 / 1000,
             counters.missing.load(Ordering::Relaxed),
         );
