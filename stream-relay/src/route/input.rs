@@ -3,13 +3,13 @@
 
 use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
-use super::{Shared, POLL};
+use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::jitter::JitterEstimator;
 use crate::relay::pipe::Pipe;
 use crate::relay::rate::RateMeter;
-use crate::relay::{InputLink, LinkError};
+use crate::relay::InputLink;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,37 +38,17 @@ pub(super) fn run(
     let mut next_stats = start + STATS_EVERY;
 
     while !shared.stopping() {
-        let now = Instant::now();
         if !link.is_connected() {
-            status.set_state(if link.backs_off() {
-                LinkState::Connecting
-            } else {
-                LinkState::Waiting
-            });
-            if link.backs_off() && !backoff.ready(now) {
-                let wait = backoff
-                    .deadline()
-                    .map_or(POLL, |d| d.saturating_duration_since(now));
-                std::thread::sleep(wait.min(POLL));
-            } else {
-                match link.connect(POLL) {
-                    Ok(true) => {
-                        backoff.reset();
-                        jitter.restart();
-                        last_data = Instant::now();
-                        status.set_state(LinkState::Connected);
-                    }
-                    Ok(false) => {}
-                    Err(LinkError::Fatal(e)) => {
-                        tracing::error!(error = %e, "input failed");
-                        status.fail(e);
-                        break;
-                    }
-                    Err(e) => {
-                        let delay = backoff.fail(now);
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, attempt = backoff.failures(), "input connection attempt failed");
-                    }
+            let backs_off = link.backs_off();
+            match connect::step(backs_off, &mut backoff, &status, "input", |t| {
+                link.connect(t)
+            }) {
+                connect::Step::Connected => {
+                    jitter.restart();
+                    last_data = Instant::now();
                 }
+                connect::Step::Pending => {}
+                connect::Step::Fatal => break,
             }
         } else {
             match link.recv(&mut batch, POLL) {

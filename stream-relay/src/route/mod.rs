@@ -3,6 +3,7 @@
 //! away from the async runtime that serves HTTP. Routes start and stop independently, which
 //! is what live reconfiguration needs.
 
+mod connect;
 mod input;
 mod output;
 mod peers;

@@ -5,7 +5,7 @@
 use super::input::{micros_since, seed};
 use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
-use super::{Shared, POLL};
+use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::jitter::JitterEstimator;
@@ -56,38 +56,18 @@ pub(super) fn run(
     let (mut seen_down, mut seen_full) = (0, 0);
 
     while !shared.stopping() && !slot.is_closed() {
-        let now = Instant::now();
         if !up {
-            status.set_state(if link.backs_off() {
-                LinkState::Connecting
-            } else {
-                LinkState::Waiting
-            });
-            if link.backs_off() && !backoff.ready(now) {
-                let wait = backoff
-                    .deadline()
-                    .map_or(POLL, |d| d.saturating_duration_since(now));
-                std::thread::sleep(wait.min(POLL));
-            } else {
-                match link.connect(POLL) {
-                    Ok(true) => {
-                        backoff.reset();
-                        jitter.restart();
-                        up = true;
-                        slot.set_up(true);
-                        status.set_state(LinkState::Connected);
-                    }
-                    Ok(false) => {}
-                    Err(LinkError::Fatal(e)) => {
-                        tracing::error!(error = %e, "output failed");
-                        status.fail(e);
-                        break;
-                    }
-                    Err(e) => {
-                        let delay = backoff.fail(now);
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, attempt = backoff.failures(), "output connection attempt failed");
-                    }
+            let backs_off = link.backs_off();
+            match connect::step(backs_off, &mut backoff, &status, "output", |t| {
+                link.connect(t)
+            }) {
+                connect::Step::Connected => {
+                    jitter.restart();
+                    up = true;
+                    slot.set_up(true);
                 }
+                connect::Step::Pending => {}
+                connect::Step::Fatal => break,
             }
         } else {
             slot.take(&mut batch, POLL);
