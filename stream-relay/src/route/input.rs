@@ -1,19 +1,16 @@
 //! The input thread: wait for (or call) the sender, read packets into the Pipe, notice when the
 //! sender is gone or silent, and keep the input's metrics.
 
+use super::meter::Meter;
 use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
-use crate::relay::jitter::JitterEstimator;
 use crate::relay::pipe::Pipe;
-use crate::relay::rate::RateMeter;
 use crate::relay::InputLink;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-const STATS_EVERY: Duration = Duration::from_secs(1);
+use std::time::Instant;
 
 pub(super) fn run(
     mut link: Box<dyn InputLink>,
@@ -31,11 +28,9 @@ pub(super) fn run(
     let start = Instant::now();
     let mut backoff = Backoff::new(settings.backoff, seed(&shared.name));
     let mut peers = PeerTracker::default();
-    let mut jitter = JitterEstimator::default();
-    let mut rate = RateMeter::new(start, STATS_EVERY);
+    let mut meter = Meter::new(start);
     let mut batch = Vec::with_capacity(256);
     let mut last_data = start;
-    let mut next_stats = start + STATS_EVERY;
 
     while !shared.stopping() {
         if !link.is_connected() {
@@ -44,7 +39,7 @@ pub(super) fn run(
                 link.connect(t)
             }) {
                 connect::Step::Connected => {
-                    jitter.restart();
+                    meter.restart();
                     last_data = Instant::now();
                 }
                 connect::Step::Pending => {}
@@ -57,17 +52,14 @@ pub(super) fn run(
                         last_data = Instant::now();
                     }
                     for packet in batch.drain(..) {
-                        metrics.packets.inc();
-                        metrics.bytes.inc_by(packet.len() as u64);
-                        rate.add(packet.len());
-                        jitter.observe(packet.src_time_us, micros_since(start, packet.received_at));
+                        meter.packet(&metrics, &packet, packet.received_at);
                         pipe.push(packet);
                     }
                 }
                 Err(e) => {
                     let reason = e.to_string();
                     link.disconnect(&reason);
-                    jitter.restart();
+                    meter.restart();
                 }
             }
             let silent = Instant::now().saturating_duration_since(last_data);
@@ -85,13 +77,7 @@ pub(super) fn run(
             status.set_state(LinkState::Waiting);
         }
 
-        let now = Instant::now();
-        if now >= next_stats {
-            next_stats = now + STATS_EVERY;
-            metrics.record_stats(&link.stats());
-            metrics.bitrate_kbps.set(rate.poll(now));
-            metrics.jitter_ms.set(jitter.jitter_ms());
-        }
+        meter.tick(&metrics, || link.stats());
     }
 
     link.disconnect("relay stopping");
@@ -102,10 +88,6 @@ pub(super) fn run(
         status.set_state(LinkState::Stopped);
     }
     tracing::info!("input stopped");
-}
-
-pub(super) fn micros_since(base: Instant, t: Instant) -> i64 {
-    t.saturating_duration_since(base).as_micros() as i64
 }
 
 /// Different routes should not retry in lockstep; any stable per-route value will do.

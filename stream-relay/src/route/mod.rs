@@ -5,6 +5,7 @@
 
 mod connect;
 mod input;
+mod meter;
 mod output;
 mod peers;
 pub mod status;

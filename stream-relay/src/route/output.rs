@@ -2,20 +2,19 @@
 //! hand them to the library, reconnect with backoff, and keep the output's metrics. Whatever
 //! happens here never reaches the input or the other outputs: they only see a queue.
 
-use super::input::{micros_since, seed};
+use super::input::seed;
+use super::meter::Meter;
 use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
-use crate::relay::jitter::JitterEstimator;
 use crate::relay::pipe::{DropReason, OutputSlot};
-use crate::relay::rate::RateMeter;
 use crate::relay::{LinkError, OutputLink, SendOutcome};
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How often a connected output looks for new players and dead peers while data flows.
 const SERVICE_EVERY: Duration = Duration::from_millis(50);
 
@@ -36,24 +35,25 @@ pub(super) fn run(
         shared
             .metrics
             .drops(route, slot.name(), DropReason::SendBufferFull.as_label());
-    let down_drops = shared
-        .metrics
-        .drops(route, slot.name(), DropReason::OutputDown.as_label());
-    let full_drops = shared
-        .metrics
-        .drops(route, slot.name(), DropReason::QueueFull.as_label());
+    let mut drops = DropMirror {
+        down: shared
+            .metrics
+            .drops(route, slot.name(), DropReason::OutputDown.as_label()),
+        full: shared
+            .metrics
+            .drops(route, slot.name(), DropReason::QueueFull.as_label()),
+        seen_down: 0,
+        seen_full: 0,
+    };
     let transit = shared.metrics.transit(route, slot.name());
 
     let start = Instant::now();
     let mut backoff = Backoff::new(settings.backoff, seed(slot.name()) ^ seed(route));
     let mut peers = PeerTracker::default();
-    let mut jitter = JitterEstimator::default();
-    let mut rate = RateMeter::new(start, STATS_EVERY);
+    let mut meter = Meter::new(start);
     let mut batch = Vec::with_capacity(256);
-    let mut next_stats = start + STATS_EVERY;
     let mut next_service = start;
     let mut up = false;
-    let (mut seen_down, mut seen_full) = (0, 0);
 
     while !shared.stopping() && !slot.is_closed() {
         if !up {
@@ -62,7 +62,7 @@ pub(super) fn run(
                 link.connect(t)
             }) {
                 connect::Step::Connected => {
-                    jitter.restart();
+                    meter.restart();
                     up = true;
                     slot.set_up(true);
                 }
@@ -86,10 +86,7 @@ pub(super) fn run(
                                 .saturating_duration_since(packet.received_at)
                                 .as_secs_f64(),
                         );
-                        metrics.packets.inc();
-                        metrics.bytes.inc_by(packet.len() as u64);
-                        rate.add(packet.len());
-                        jitter.observe(packet.src_time_us, micros_since(start, sent_at));
+                        meter.packet(&metrics, &packet, sent_at);
                     }
                     Ok(SendOutcome::Dropped) => {
                         sendbuf_drops.inc();
@@ -105,48 +102,25 @@ pub(super) fn run(
                 lost = link.service().err();
             }
             if let Some(e) = lost {
-                down_drops.inc_by(undelivered);
+                drops.down.inc_by(undelivered);
                 link.disconnect(&e.to_string());
                 up = false;
                 slot.set_up(false);
-                jitter.restart();
+                meter.restart();
             }
         }
 
         link.drain_events(peers.events());
         peers.apply(&metrics, &status);
 
-        let now = Instant::now();
-        if now >= next_stats {
-            next_stats = now + STATS_EVERY;
-            metrics.record_stats(&link.stats());
-            metrics.bitrate_kbps.set(rate.poll(now));
-            metrics.jitter_ms.set(jitter.jitter_ms());
+        if meter.tick(&metrics, || link.stats()) {
             // The Pipe counts its drops in the slot; mirror them into Prometheus.
-            mirror(
-                &down_drops,
-                slot.dropped(DropReason::OutputDown),
-                &mut seen_down,
-            );
-            mirror(
-                &full_drops,
-                slot.dropped(DropReason::QueueFull),
-                &mut seen_full,
-            );
+            drops.sync(&slot);
         }
     }
 
     slot.set_up(false);
-    mirror(
-        &down_drops,
-        slot.dropped(DropReason::OutputDown),
-        &mut seen_down,
-    );
-    mirror(
-        &full_drops,
-        slot.dropped(DropReason::QueueFull),
-        &mut seen_full,
-    );
+    drops.sync(&slot);
     link.disconnect("relay stopping");
     link.drain_events(peers.events());
     peers.apply(&metrics, &status);
@@ -157,8 +131,22 @@ pub(super) fn run(
     tracing::info!("output stopped");
 }
 
-/// Adds what a monotonic total grew by since last time.
-fn mirror(counter: &prometheus_client::metrics::counter::Counter, total: u64, seen: &mut u64) {
-    counter.inc_by(total.saturating_sub(*seen));
-    *seen = total.max(*seen);
+/// Mirrors the Pipe's per-slot drop totals into Prometheus counters, which also take the
+/// drops this thread counts itself.
+struct DropMirror {
+    down: Counter,
+    full: Counter,
+    seen_down: u64,
+    seen_full: u64,
+}
+
+impl DropMirror {
+    fn sync(&mut self, slot: &OutputSlot) {
+        let down = slot.dropped(DropReason::OutputDown);
+        let full = slot.dropped(DropReason::QueueFull);
+        self.down.inc_by(down.saturating_sub(self.seen_down));
+        self.full.inc_by(full.saturating_sub(self.seen_full));
+        self.seen_down = self.seen_down.max(down);
+        self.seen_full = self.seen_full.max(full);
+    }
 }

@@ -120,8 +120,6 @@ impl Dialer {
         epoll.remove(id);
         let (sock, remote) = self.pending.take().expect("pending socket checked above");
         if sock.state() == SocketState::Connected {
-            apply_post(&sock, &ep.options)
-                .map_err(|e| fatal("cannot apply the options of", ep, &e))?;
             return Ok(Some((sock, remote)));
         }
         let reason = reject_reason_text(sock.reject_reason());
@@ -182,52 +180,72 @@ impl Conn {
     }
 }
 
-/// The input side: one sender at a time.
-pub struct SrtInput {
+/// What both sides hold: the endpoint, the epoll they wait in, the listening socket (listener
+/// mode) or the dialer (caller/rendezvous), and the events not yet reported.
+struct Side {
     ep: SrtEndpoint,
     epoll: Epoll,
     listener: Option<Socket>,
     dialer: Dialer,
-    conn: Option<Conn>,
     events: Vec<LinkEvent>,
-    buf: Vec<u8>,
 }
 
-impl SrtInput {
-    pub fn open(ep: SrtEndpoint) -> Result<SrtInput, LinkError> {
+impl Side {
+    fn open(ep: SrtEndpoint) -> Result<Side, LinkError> {
         let mut epoll = epoll()?;
         let listener = if ep.is_listener() {
             Some(listen(&ep, &mut epoll)?)
         } else {
             None
         };
-        Ok(SrtInput {
+        Ok(Side {
             ep,
             epoll,
             listener,
             dialer: Dialer { pending: None },
-            conn: None,
             events: Vec::new(),
+        })
+    }
+
+    /// A socket that just connected (accepted or dialed): post-connect options, then report it.
+    fn connected(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<Conn, LinkError> {
+        apply_post(&sock, &self.ep.options)
+            .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
+        let conn = Conn::new(sock, addr);
+        self.events.push(LinkEvent::Connected {
+            peer: conn.peer.clone(),
+        });
+        Ok(conn)
+    }
+}
+
+/// The input side: one sender at a time.
+pub struct SrtInput {
+    side: Side,
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+}
+
+impl SrtInput {
+    pub fn open(ep: SrtEndpoint) -> Result<SrtInput, LinkError> {
+        Ok(SrtInput {
+            side: Side::open(ep)?,
+            conn: None,
             buf: vec![0; MAX_PAYLOAD.max(1500)],
         })
     }
 
     fn adopt(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<(), LinkError> {
-        apply_post(&sock, &self.ep.options)
-            .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
-        self.epoll
+        self.side
+            .epoll
             .add(sock.id(), epoll::READ | epoll::ERROR)
-            .map_err(|e| fatal("cannot watch", &self.ep, &e))?;
-        let conn = Conn::new(sock, addr);
-        self.events.push(LinkEvent::Connected {
-            peer: conn.peer.clone(),
-        });
-        self.conn = Some(conn);
+            .map_err(|e| fatal("cannot watch", &self.side.ep, &e))?;
+        self.conn = Some(self.side.connected(sock, addr)?);
         Ok(())
     }
 
     fn accept_pending(&mut self) -> Result<bool, LinkError> {
-        let Some(listener) = &self.listener else {
+        let Some(listener) = &self.side.listener else {
             return Ok(false);
         };
         match listener.accept() {
@@ -251,8 +269,9 @@ impl InputLink for SrtInput {
         if self.conn.is_some() {
             return Ok(true);
         }
-        if self.listener.is_some() {
+        if self.side.listener.is_some() {
             let ready = self
+                .side
                 .epoll
                 .wait(timeout)
                 .map_err(|e| LinkError::Connect(e.to_string()))?;
@@ -261,7 +280,11 @@ impl InputLink for SrtInput {
             }
             return self.accept_pending();
         }
-        match self.dialer.poll(&self.ep, &mut self.epoll, timeout)? {
+        match self
+            .side
+            .dialer
+            .poll(&self.side.ep, &mut self.side.epoll, timeout)?
+        {
             Some((sock, remote)) => {
                 self.adopt(sock, Some(remote))?;
                 Ok(true)
@@ -276,10 +299,11 @@ impl InputLink for SrtInput {
 
     fn recv(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
         let ready = self
+            .side
             .epoll
             .wait(timeout)
             .map_err(|e| LinkError::Lost(e.to_string()))?;
-        let listener_id = self.listener.as_ref().map(Socket::id);
+        let listener_id = self.side.listener.as_ref().map(Socket::id);
         if ready.iter().any(|(fd, _)| Some(*fd) == listener_id) {
             self.accept_pending()?;
         }
@@ -308,12 +332,12 @@ impl InputLink for SrtInput {
     }
 
     fn disconnect(&mut self, reason: &str) {
-        self.dialer.abort(&mut self.epoll);
+        self.side.dialer.abort(&mut self.side.epoll);
         if let Some(conn) = self.conn.take() {
-            self.epoll.remove(conn.sock.id());
+            self.side.epoll.remove(conn.sock.id());
             // Live mode has no linger: close returns at once.
             let _ = conn.sock.close();
-            self.events.push(LinkEvent::Disconnected {
+            self.side.events.push(LinkEvent::Disconnected {
                 peer: conn.peer,
                 reason: reason.to_owned(),
             });
@@ -339,56 +363,37 @@ impl InputLink for SrtInput {
     }
 
     fn backs_off(&self) -> bool {
-        self.listener.is_none()
+        self.side.listener.is_none()
     }
 
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
-        out.append(&mut self.events);
+        out.append(&mut self.side.events);
     }
 }
 
 /// The output side: a caller/rendezvous link has one peer; a listener serves every player
 /// that connects.
 pub struct SrtOutput {
-    ep: SrtEndpoint,
-    epoll: Epoll,
-    listener: Option<Socket>,
-    dialer: Dialer,
+    side: Side,
     peers: Vec<Conn>,
-    events: Vec<LinkEvent>,
 }
 
 impl SrtOutput {
     pub fn open(ep: SrtEndpoint) -> Result<SrtOutput, LinkError> {
-        let mut epoll = epoll()?;
-        let listener = if ep.is_listener() {
-            Some(listen(&ep, &mut epoll)?)
-        } else {
-            None
-        };
         Ok(SrtOutput {
-            ep,
-            epoll,
-            listener,
-            dialer: Dialer { pending: None },
+            side: Side::open(ep)?,
             peers: Vec::new(),
-            events: Vec::new(),
         })
     }
 
     fn add_peer(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<(), LinkError> {
-        apply_post(&sock, &self.ep.options)
-            .map_err(|e| fatal("cannot apply the options of", &self.ep, &e))?;
-        let conn = Conn::new(sock, addr);
-        self.events.push(LinkEvent::Connected {
-            peer: conn.peer.clone(),
-        });
+        let conn = self.side.connected(sock, addr)?;
         self.peers.push(conn);
         Ok(())
     }
 
     fn accept_all(&mut self) -> Result<(), LinkError> {
-        while let Some(listener) = &self.listener {
+        while let Some(listener) = &self.side.listener {
             match listener.accept() {
                 Ok(Some((sock, addr))) => self.add_peer(sock, addr)?,
                 Ok(None) => break,
@@ -401,7 +406,7 @@ impl SrtOutput {
     fn drop_peer(&mut self, idx: usize, reason: String) {
         let conn = self.peers.swap_remove(idx);
         let _ = conn.sock.close();
-        self.events.push(LinkEvent::Disconnected {
+        self.side.events.push(LinkEvent::Disconnected {
             peer: conn.peer,
             reason,
         });
@@ -423,8 +428,9 @@ impl OutputLink for SrtOutput {
         if !self.peers.is_empty() {
             return Ok(true);
         }
-        if self.listener.is_some() {
+        if self.side.listener.is_some() {
             let ready = self
+                .side
                 .epoll
                 .wait(timeout)
                 .map_err(|e| LinkError::Connect(e.to_string()))?;
@@ -433,7 +439,11 @@ impl OutputLink for SrtOutput {
             }
             return Ok(!self.peers.is_empty());
         }
-        match self.dialer.poll(&self.ep, &mut self.epoll, timeout)? {
+        match self
+            .side
+            .dialer
+            .poll(&self.side.ep, &mut self.side.epoll, timeout)?
+        {
             Some((sock, remote)) => {
                 self.add_peer(sock, Some(remote))?;
                 Ok(true)
@@ -496,7 +506,7 @@ impl OutputLink for SrtOutput {
     }
 
     fn disconnect(&mut self, reason: &str) {
-        self.dialer.abort(&mut self.epoll);
+        self.side.dialer.abort(&mut self.side.epoll);
         while !self.peers.is_empty() {
             self.drop_peer(0, reason.to_owned());
         }
@@ -521,11 +531,11 @@ impl OutputLink for SrtOutput {
     }
 
     fn backs_off(&self) -> bool {
-        self.listener.is_none()
+        self.side.listener.is_none()
     }
 
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
-        out.append(&mut self.events);
+        out.append(&mut self.side.events);
     }
 }
 
