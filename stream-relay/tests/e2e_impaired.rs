@@ -47,26 +47,10 @@ fn five_percent_loss_on_the_first_hop_is_fully_recovered() {
         &format!("udp://127.0.0.1:{src_udp}"),
         &format!("srt://127.0.0.1:{}?latency=120", proxy.local_addr().port()),
     ]);
-    relay.wait_metric(
-        r#"relay_peers{route="main",side="output",output="out1"}"#,
-        1.0,
-        Duration::from_secs(10),
-    );
-    relay.wait_metric(
-        r#"relay_peers{route="main",side="input",output=""}"#,
-        1.0,
-        Duration::from_secs(10),
-    );
+    relay.wait_connected();
 
-    let collector = std::thread::spawn({
-        let sock = sink.sock.try_clone().expect("clone");
-        move || {
-            UdpSink { port: 0, sock }.collect(Duration::from_secs(5), Duration::from_millis(1500))
-        }
-    });
     let count = 2000; // ~2 s at 10 Mbps
-    send_udp(src_udp, 0, count, 10.0);
-    let got = collector.join().expect("collector");
+    let (got, ()) = sink.collect_during(|| send_udp(src_udp, 0, count, 10.0));
     let stats = proxy.stats();
 
     // The relay itself loses nothing: whatever libsrt delivered on hop 1 reaches the sink, in order.

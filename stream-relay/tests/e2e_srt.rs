@@ -77,21 +77,7 @@ impl Chain {
     }
 
     fn wait_connected(&self) {
-        let peers_in = self.relay.wait_metric(
-            r#"relay_peers{route="main",side="input",output=""}"#,
-            1.0,
-            Duration::from_secs(10),
-        );
-        let peers_out = self.relay.wait_metric(
-            r#"relay_peers{route="main",side="output",output="out1"}"#,
-            1.0,
-            Duration::from_secs(10),
-        );
-        assert!(
-            peers_in >= 1.0 && peers_out >= 1.0,
-            "not connected; log:\n{}",
-            self.relay.logs()
-        );
+        self.relay.wait_connected();
     }
 }
 
@@ -118,15 +104,10 @@ fn ten_mbps_passes_byte_exact_and_in_order() {
     let chain = Chain::new("", "");
     chain.wait_connected();
     let count = 3000; // ~3 s at 10 Mbps
-    let collector = std::thread::spawn({
-        let sock = chain.sink.sock.try_clone().expect("clone");
-        move || {
-            UdpSink { port: 0, sock }.collect(Duration::from_secs(5), Duration::from_millis(1500))
-        }
+    let (got, during) = chain.sink.collect_during(|| {
+        send_udp(chain.src_udp, 0, count, 10.0);
+        chain.relay.metrics()
     });
-    send_udp(chain.src_udp, 0, count, 10.0);
-    let during = chain.relay.metrics();
-    let got = collector.join().expect("collector");
     assert_exact(&got, 0, count);
     assert_eq!(chain.relay.metric(IN) as u64, count);
     assert_eq!(chain.relay.metric(OUT) as u64, count);
@@ -198,24 +179,11 @@ fn encrypted_on_both_hops_without_leaking_the_passphrase() {
         &format!("udp://127.0.0.1:{src_udp}"),
         &format!("srt://127.0.0.1:{relay_in}?mode=caller&{params}"),
     ]);
-    relay.wait_metric(
-        r#"relay_peers{route="main",side="output",output="out1"}"#,
-        1.0,
-        Duration::from_secs(10),
-    );
-    relay.wait_metric(
-        r#"relay_peers{route="main",side="input",output=""}"#,
-        1.0,
-        Duration::from_secs(10),
-    );
-    let collector = std::thread::spawn({
-        let sock = sink.sock.try_clone().expect("clone");
-        move || {
-            UdpSink { port: 0, sock }.collect(Duration::from_secs(5), Duration::from_millis(1500))
-        }
+    relay.wait_connected();
+    let (got, ()) = sink.collect_during(|| {
+        send_udp(src_udp, 0, 500, 5.0);
     });
-    send_udp(src_udp, 0, 500, 5.0);
-    assert_exact(&collector.join().expect("collector"), 0, 500);
+    assert_exact(&got, 0, 500);
     let metrics = relay.metrics();
     let (_, health) = http_get(relay.http, "/health").expect("health");
     let (code, _, logs) = relay.terminate();
@@ -285,14 +253,9 @@ fn output_receiver_killed_and_restarted_resumes_and_counts() {
         "output reconnect not counted; log:\n{}",
         chain.relay.logs()
     );
-    let collector = std::thread::spawn({
-        let sock = chain.sink.sock.try_clone().expect("clone");
-        move || {
-            UdpSink { port: 0, sock }.collect(Duration::from_secs(5), Duration::from_millis(1500))
-        }
+    let (got, ()) = chain.sink.collect_during(|| {
+        send_udp(chain.src_udp, 10_000, 300, 5.0);
     });
-    send_udp(chain.src_udp, 10_000, 300, 5.0);
-    let got = collector.join().expect("collector");
     let fresh: Vec<_> = got.into_iter().filter(|d| seq_of(d) >= 10_000).collect();
     assert_exact(&fresh, 10_000, 300);
     let dropped = chain
@@ -482,23 +445,9 @@ fn rendezvous_output_and_ipv6_input() {
         &format!("udp://127.0.0.1:{src_udp}"),
         &format!("srt://[::1]:{relay_in}"),
     ]);
-    relay.wait_metric(
-        r#"relay_peers{route="main",side="output",output="out1"}"#,
-        1.0,
-        Duration::from_secs(10),
-    );
-    relay.wait_metric(
-        r#"relay_peers{route="main",side="input",output=""}"#,
-        1.0,
-        Duration::from_secs(10),
-    );
-    let collector = std::thread::spawn({
-        let sock = sink.sock.try_clone().expect("clone");
-        move || {
-            UdpSink { port: 0, sock }.collect(Duration::from_secs(5), Duration::from_millis(1500))
-        }
+    relay.wait_connected();
+    let (got, ()) = sink.collect_during(|| {
+        send_udp(src_udp, 0, 300, 5.0);
     });
-    send_udp(src_udp, 0, 300, 5.0);
-    let got = collector.join().expect("collector");
     assert_eq!(got.len(), 300, "log:\n{}", relay.logs());
 }

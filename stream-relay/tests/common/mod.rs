@@ -118,6 +118,26 @@ impl Relay {
         }
     }
 
+    /// Waits until the input has its sender and the output `out1` its receiver.
+    pub fn wait_connected(&self) {
+        let within = Duration::from_secs(10);
+        let input = self.wait_metric(
+            r#"relay_peers{route="main",side="input",output=""}"#,
+            1.0,
+            within,
+        );
+        let output = self.wait_metric(
+            r#"relay_peers{route="main",side="output",output="out1"}"#,
+            1.0,
+            within,
+        );
+        assert!(
+            input >= 1.0 && output >= 1.0,
+            "not connected; log:\n{}",
+            self.logs()
+        );
+    }
+
     pub fn terminate(mut self) -> (i32, Duration, String) {
         let t = Instant::now();
         // SAFETY-free: signalling a child we own through the kill command.
@@ -201,6 +221,17 @@ impl UdpSink {
         let port = sock.local_addr().expect("addr").port();
         set_rcvbuf(&sock);
         UdpSink { sock, port }
+    }
+
+    /// Runs `send` while collecting on another thread; returns what arrived and what `send`
+    /// returned.
+    pub fn collect_during<T>(&self, send: impl FnOnce() -> T) -> (Vec<Vec<u8>>, T) {
+        std::thread::scope(|scope| {
+            let collector =
+                scope.spawn(|| self.collect(Duration::from_secs(5), Duration::from_millis(1500)));
+            let sent = send();
+            (collector.join().expect("collector thread"), sent)
+        })
     }
 
     pub fn collect(&self, first_wait: Duration, quiet: Duration) -> Vec<Vec<u8>> {
