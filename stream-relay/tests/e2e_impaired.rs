@@ -1,7 +1,8 @@
 //! SRT through the project's impairment proxy: 5% loss and 20 +/- 5 ms delay on the first hop,
 //! both directions. The relay must add no loss of its own, keep order, and its loss and
 //! retransmission metrics must agree with what the proxy did. (Zero loss after the first
-//! second at these settings is issue 5's goal and not yet met: see the note in that issue.)
+//! second and the added latency are measured by relay-bench, not asserted here: timings on a
+//! shared CI machine are too noisy for a test.)
 
 mod common;
 

@@ -5,10 +5,12 @@
 pub mod backoff;
 pub mod jitter;
 pub mod link;
+pub mod origin;
 pub mod packet;
 pub mod pipe;
 pub mod queue;
 pub mod rate;
+pub mod reorder;
 
 pub use link::{InputLink, LinkError, LinkStats, OutputLink, SendOutcome, TransportRelay};
 pub use packet::Packet;

@@ -10,7 +10,7 @@ mod socket;
 pub mod uri;
 
 pub use error::{Error, ErrorKind, Result};
-pub use socket::{Socket, SocketState};
+pub use socket::{Received, Socket, SocketState};
 
 #[allow(unsafe_code)]
 mod library {

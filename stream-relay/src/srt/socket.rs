@@ -40,6 +40,17 @@ pub struct Stats {
     pub snd_latency_ms: f64,
 }
 
+/// One received message.
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    pub len: usize,
+    /// With TSBPD: the play time (libsrt clock, µs). Without: the sender's raw 32-bit packet
+    /// timestamp (µs since the sender's socket started), widened.
+    pub src_time_us: i64,
+    /// Sequence number of the message's first packet.
+    pub seq: u32,
+}
+
 #[derive(Debug)]
 pub struct Socket {
     raw: sys::SRTSOCKET,
@@ -234,6 +245,11 @@ impl Socket {
     /// Receives one message; `Ok(None)` when nothing is ready. Returns the length and the
     /// source time libsrt reports (microseconds, libsrt clock; 0 if unknown).
     pub fn recv(&self, buf: &mut [u8]) -> Result<Option<(usize, i64)>> {
+        Ok(self.recv_msg(buf)?.map(|m| (m.len, m.src_time_us)))
+    }
+
+    /// Receives one message with what libsrt says about it; `Ok(None)` when nothing is ready.
+    pub fn recv_msg(&self, buf: &mut [u8]) -> Result<Option<Received>> {
         let mut mctrl = msgctrl();
         let len = c_int::try_from(buf.len()).unwrap_or(c_int::MAX);
         // SAFETY: buf is writable for `len` bytes; mctrl is a valid, initialised struct.
@@ -247,7 +263,12 @@ impl Socket {
                 Err(e)
             };
         }
-        Ok(Some((rc as usize, mctrl.srctime)))
+        Ok(Some(Received {
+            len: rc as usize,
+            src_time_us: mctrl.srctime,
+            // A live-mode message is one packet; its 31-bit sequence number.
+            seq: mctrl.pktseq as u32,
+        }))
     }
 
     /// Sends one message with the given source time (0 = now). `Ok(false)` when the send buffer
@@ -296,6 +317,20 @@ impl Socket {
             rcv_latency_ms: f64::from(perf.msRcvTsbPdDelay),
             snd_latency_ms: f64::from(perf.msSndTsbPdDelay),
         })
+    }
+
+    /// Packets libsrt holds for us, including those behind a gap (not yet readable); 0 on
+    /// error. Reads without clearing the interval counters `stats` reports.
+    pub fn buffered_packets(&self) -> i32 {
+        let mut perf = sys::SRT_TRACEBSTATS::default();
+        // SAFETY: perf is a valid, writable SRT_TRACEBSTATS.
+        let rc = unsafe { sys::srt_bistats(self.raw, &mut perf, 0, 1) };
+        if rc == sys::SRT_ERROR {
+            // SAFETY: clear the error we just caused; nobody else needs it.
+            unsafe { sys::srt_clearlasterror() };
+            return 0;
+        }
+        perf.pktRcvBuf
     }
 
     /// Closes the socket and reports libsrt's error, if any. In live mode (linger off) this

@@ -248,7 +248,23 @@ impl UdpSink {
     }
 }
 
-fn set_rcvbuf(_s: &UdpSocket) {}
+/// A relay may hand the player a burst (packets held behind a gap that was recovered late
+/// are released together); the default 208 KB socket buffer would drop part of it here and
+/// blame the relay. Ask for 4 MB (the kernel caps it at net.core.rmem_max).
+fn set_rcvbuf(s: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: the fd is open and owned by `s`; the value is a c_int of the size given.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
 
 pub fn seq_of(d: &[u8]) -> u64 {
     let mut s = [0u8; 8];
