@@ -40,11 +40,32 @@ pub struct TransitLabels {
     pub output: String,
 }
 
-fn transit_histogram() -> Histogram {
+fn transit_bounds() -> impl Iterator<Item = f64> {
     // 50 us .. ~1.6 s: the relay's own share is expected in the lowest buckets.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.000_05, 2.0, 16,
-    ))
+    prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16)
+}
+
+fn transit_histogram() -> Histogram {
+    Histogram::new(transit_bounds())
+}
+
+/// One output's transit recorder: the exported histogram plus the same buckets kept locally,
+/// because prometheus-client does not let us read a histogram back. `/health` computes its
+/// transit quantiles from these, so both show the same observations.
+pub struct Transit {
+    hist: Histogram,
+    buckets: crate::relay::quantile::Buckets,
+}
+
+impl Transit {
+    pub fn observe(&mut self, seconds: f64) {
+        self.hist.observe(seconds);
+        self.buckets.observe(seconds);
+    }
+
+    pub fn buckets(&self) -> &crate::relay::quantile::Buckets {
+        &self.buckets
+    }
 }
 
 pub struct Metrics {
@@ -216,13 +237,18 @@ impl Metrics {
             .clone()
     }
 
-    pub fn transit(&self, route: &str, output: &str) -> Histogram {
-        self.transit
+    pub fn transit(&self, route: &str, output: &str) -> Transit {
+        let hist = self
+            .transit
             .get_or_create(&TransitLabels {
                 route: route.to_owned(),
                 output: output.to_owned(),
             })
-            .clone()
+            .clone();
+        Transit {
+            hist,
+            buckets: crate::relay::quantile::Buckets::new(transit_bounds().collect()),
+        }
     }
 }
 

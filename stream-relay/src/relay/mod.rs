@@ -8,6 +8,7 @@ pub mod link;
 pub mod origin;
 pub mod packet;
 pub mod pipe;
+pub mod quantile;
 pub mod queue;
 pub mod rate;
 pub mod reorder;

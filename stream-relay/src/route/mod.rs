@@ -75,6 +75,12 @@ pub struct Route {
 #[derive(Debug, Serialize)]
 pub struct RouteSnapshot {
     pub name: String,
+    /// The route's transit through the relay: the slowest output's p50 and p99 over the last
+    /// 10 s, milliseconds (absent when nothing flowed). Per output in `outputs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transit_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transit_p99_ms: Option<f64>,
     pub input: LinkSnapshot,
     pub outputs: Vec<LinkSnapshot>,
 }
@@ -155,10 +161,15 @@ impl Route {
     }
 
     pub fn snapshot(&self) -> RouteSnapshot {
+        let outputs: Vec<LinkSnapshot> = self.output_status.iter().map(|s| s.snapshot()).collect();
+        let worst =
+            |f: fn(&LinkSnapshot) -> Option<f64>| outputs.iter().filter_map(f).reduce(f64::max);
         RouteSnapshot {
             name: self.shared.name.clone(),
+            transit_p50_ms: worst(|o| o.transit_p50_ms),
+            transit_p99_ms: worst(|o| o.transit_p99_ms),
             input: self.input_status.snapshot(),
-            outputs: self.output_status.iter().map(|s| s.snapshot()).collect(),
+            outputs,
         }
     }
 

@@ -10,10 +10,14 @@ use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::pipe::{DropReason, OutputSlot};
+use crate::relay::quantile::Window;
 use crate::relay::{LinkError, OutputLink, SendOutcome};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// `/health` shows transit quantiles over this many statistics ticks (seconds).
+const TRANSIT_WINDOW_TICKS: usize = 10;
 
 /// How often a connected output looks for new players and dead peers while data flows.
 const SERVICE_EVERY: Duration = Duration::from_millis(50);
@@ -45,7 +49,8 @@ pub(super) fn run(
         seen_down: 0,
         seen_full: 0,
     };
-    let transit = shared.metrics.transit(route, slot.name());
+    let mut transit = shared.metrics.transit(route, slot.name());
+    let mut transit_window = Window::new(TRANSIT_WINDOW_TICKS);
 
     let start = Instant::now();
     let mut backoff = Backoff::new(settings.backoff, seed(slot.name()) ^ seed(route));
@@ -116,6 +121,8 @@ pub(super) fn run(
         if meter.tick(&metrics, || link.stats()) {
             // The Pipe counts its drops in the slot; mirror them into Prometheus.
             drops.sync(&slot);
+            let q = transit_window.tick(transit.buckets(), &[0.5, 0.99]);
+            status.set_transit(q[0], q[1]);
         }
     }
 

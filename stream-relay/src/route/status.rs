@@ -1,7 +1,7 @@
 //! What `/health` shows about a route: state and peers of each side, readable from any thread.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -46,6 +46,19 @@ pub struct LinkStatus {
     state: AtomicU8,
     peers: AtomicUsize,
     error: Mutex<Option<String>>,
+    /// Outputs: transit through the relay over the last seconds, p50 and p99, in seconds as
+    /// f64 bits; NO_FIGURE when no packet went through in that window.
+    transit_p50: AtomicU64,
+    transit_p99: AtomicU64,
+}
+
+const NO_FIGURE: u64 = u64::MAX;
+
+fn load_secs(a: &AtomicU64) -> Option<f64> {
+    match a.load(Ordering::Relaxed) {
+        NO_FIGURE => None,
+        bits => Some(f64::from_bits(bits)),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +70,13 @@ pub struct LinkSnapshot {
     pub peers: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Outputs only: time from the input library handing a packet over to this output's
+    /// library accepting it (`relay_transit_seconds`), p50 and p99 over the last 10 s, in
+    /// milliseconds; absent when nothing flowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transit_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transit_p99_ms: Option<f64>,
 }
 
 impl LinkStatus {
@@ -68,6 +88,8 @@ impl LinkStatus {
             state: AtomicU8::new(LinkState::Waiting.as_u8()),
             peers: AtomicUsize::new(0),
             error: Mutex::new(None),
+            transit_p50: AtomicU64::new(NO_FIGURE),
+            transit_p99: AtomicU64::new(NO_FIGURE),
         }
     }
 
@@ -88,6 +110,13 @@ impl LinkStatus {
         self.set_state(LinkState::Failed);
     }
 
+    /// Transit quantiles in seconds (None: nothing went through lately).
+    pub fn set_transit(&self, p50: Option<f64>, p99: Option<f64>) {
+        let bits = |v: Option<f64>| v.map_or(NO_FIGURE, f64::to_bits);
+        self.transit_p50.store(bits(p50), Ordering::Relaxed);
+        self.transit_p99.store(bits(p99), Ordering::Relaxed);
+    }
+
     pub fn error(&self) -> Option<String> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -100,6 +129,8 @@ impl LinkStatus {
             state: self.state(),
             peers: self.peers.load(Ordering::Relaxed),
             error: self.error(),
+            transit_p50_ms: load_secs(&self.transit_p50).map(|s| s * 1000.0),
+            transit_p99_ms: load_secs(&self.transit_p99).map(|s| s * 1000.0),
         }
     }
 }
