@@ -6,5 +6,6 @@
 pub mod common;
 pub mod http;
 pub mod relay;
+pub mod rist;
 pub mod route;
 pub mod srt;

@@ -5,7 +5,7 @@
 
 mod demo;
 
-use stream_relay::{common, http, route, srt};
+use stream_relay::{common, http, rist, route, srt};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -25,7 +25,8 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "stream-relay",
     version,
-    about = "Relay live video over SRT with near-zero added latency"
+    about = "Relay live video over SRT and RIST with near-zero added latency",
+    long_version = long_version()
 )]
 struct Cli {
     /// Address of the HTTP server for /health and /metrics [env: HTTP_ADDR] [default: 127.0.0.1:9710]
@@ -44,7 +45,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Relay one SRT input to one or more SRT outputs
+    #[command(after_help = SRT_EXAMPLES)]
     Srt(RelayArgs),
+    /// Relay one RIST input to one or more RIST outputs (librist)
+    #[command(after_help = RIST_EXAMPLES)]
+    Rist(RistArgs),
     /// Push a generated test stream through a real relay route and show the metrics move
     Demo(demo::DemoArgs),
 }
@@ -62,6 +67,51 @@ struct RelayArgs {
     name: String,
     #[command(flatten)]
     route: RouteArgs,
+}
+
+#[derive(Args, Debug)]
+struct RistArgs {
+    /// Input URI, e.g. 'rist://@0.0.0.0:8000' (listen) or 'rist://sender.example:8000' (call)
+    #[arg(short, long)]
+    input: String,
+    /// Output URI (repeat for several), e.g. 'rist://studio.example:8002?secret=...&aes-type=128'
+    #[arg(short, long, required = true)]
+    output: Vec<String>,
+    /// RIST profile of every input and output: simple or main (as librist's tools)
+    #[arg(long, default_value = "main")]
+    profile: String,
+    /// Route name used in logs, metrics labels and /health
+    #[arg(long, default_value = "main")]
+    name: String,
+    #[command(flatten)]
+    route: RouteArgs,
+}
+
+const SRT_EXAMPLES: &str = "Examples:
+  # Larix/Moblin/OBS call us on 9000; a player (OBS, ffplay, VLC) calls us on 9001
+  stream-relay srt -i 'srt://:9000?mode=listener' -o 'srt://:9001?mode=listener'
+  # Encrypted, pushed on to a studio that listens
+  stream-relay srt -i 'srt://:9000?passphrase=0123456789ab' -o 'srt://studio.example:9001?passphrase=0123456789ab'";
+
+const RIST_EXAMPLES: &str = "Examples:
+  # ristsender/ffmpeg send to us on 8000; we send on to a receiver listening on 8002
+  stream-relay rist -i 'rist://@0.0.0.0:8000' -o 'rist://studio.example:8002'
+  # Encrypted output (secret needs aes-type), bigger input buffer for a long first hop
+  stream-relay rist -i 'rist://@0.0.0.0:8000?buffer=500' -o 'rist://studio.example:8002?secret=longsharedsecret&aes-type=256'
+  # Simple profile (even ports; port + 1 carries RTCP)
+  stream-relay rist --profile simple -i 'rist://@0.0.0.0:8000' -o 'rist://127.0.0.1:8002'";
+
+/// `--version`: ours and the versions of the C libraries actually loaded.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let (major, minor, patch) = srt::version();
+        format!(
+            "{}\nlibsrt {major}.{minor}.{patch}\nlibrist {}",
+            env!("CARGO_PKG_VERSION"),
+            rist::version()
+        )
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -113,10 +163,32 @@ fn main() -> ExitCode {
     };
     // Validate the whole command line before anything starts or logs.
     let spec = match &cli.command {
-        Command::Srt(args) => match build_spec(args) {
+        Command::Srt(args) => match build_spec(
+            &args.name,
+            &args.input,
+            &args.output,
+            &args.route,
+            &Endpoints::Srt,
+        ) {
             Ok(spec) => Some(spec),
             Err(msg) => return usage_error(&msg),
         },
+        Command::Rist(args) => {
+            let profile = match rist::uri::Profile::parse(&args.profile) {
+                Ok(p) => p,
+                Err(e) => return usage_error(&format!("invalid --profile: {e}")),
+            };
+            match build_spec(
+                &args.name,
+                &args.input,
+                &args.output,
+                &args.route,
+                &Endpoints::Rist(profile),
+            ) {
+                Ok(spec) => Some(spec),
+                Err(msg) => return usage_error(&msg),
+            }
+        }
         Command::Demo(_) => None,
     };
     if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
@@ -129,11 +201,17 @@ fn main() -> ExitCode {
         tracing::error!(libsrt = %format!("{major}.{minor}.{patch}"), "libsrt is older than 1.5.0");
         return ExitCode::from(EXIT_RUNTIME);
     }
+    if rist::version_triple() < rist::MIN_VERSION {
+        tracing::error!(librist = %rist::version(), "librist is older than 0.2.7");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
     srt::log::install();
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), "stream-relay starting");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), librist = %rist::version(), "stream-relay starting");
 
     let code = match cli.command {
-        Command::Srt(_) => run(config, spec.into_iter().collect(), started, None),
+        Command::Srt(_) | Command::Rist(_) => {
+            run(config, spec.into_iter().collect(), started, None)
+        }
         Command::Demo(args) => demo::run(config, args, started),
     };
     srt::cleanup();
@@ -155,32 +233,59 @@ fn install_panic_hook() {
     }));
 }
 
-fn build_spec(args: &RelayArgs) -> Result<RouteSpec, String> {
-    let input =
-        srt::uri::SrtEndpoint::parse(&args.input).map_err(|e| format!("invalid --input: {e}"))?;
-    let mut outputs = Vec::new();
-    for (i, o) in args.output.iter().enumerate() {
-        let ep = srt::uri::SrtEndpoint::parse(o)
+/// Which URIs a subcommand takes. One protocol per route for now: mixing them (SRT in, RIST
+/// out) needs the source-time rules of fan-out across protocols.
+enum Endpoints {
+    Srt,
+    Rist(rist::uri::Profile),
+}
+
+impl Endpoints {
+    fn parse(&self, uri: &str) -> Result<Arc<dyn stream_relay::relay::TransportRelay>, String> {
+        match self {
+            Endpoints::Srt => srt::uri::SrtEndpoint::parse(uri)
+                .map(|e| Arc::new(e) as _)
+                .map_err(|e| e.to_string()),
+            Endpoints::Rist(profile) => rist::uri::RistEndpoint::parse(uri, *profile)
+                .map(|e| Arc::new(e) as _)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn build_spec(
+    name: &str,
+    input: &str,
+    outputs: &[String],
+    route: &RouteArgs,
+    endpoints: &Endpoints,
+) -> Result<RouteSpec, String> {
+    let input = endpoints
+        .parse(input)
+        .map_err(|e| format!("invalid --input: {e}"))?;
+    let mut specs = Vec::new();
+    for (i, o) in outputs.iter().enumerate() {
+        let endpoint = endpoints
+            .parse(o)
             .map_err(|e| format!("invalid --output #{}: {e}", i + 1))?;
-        outputs.push(OutputSpec {
+        specs.push(OutputSpec {
             name: format!("out{}", i + 1),
-            endpoint: Arc::new(ep),
+            endpoint,
         });
     }
-    if args.name.is_empty()
-        || args.name.len() > 64
-        || !args
-            .name
+    if name.is_empty()
+        || name.len() > 64
+        || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
         return Err("invalid --name: use 1 to 64 letters, digits, '-', '_' or '.'".into());
     }
     Ok(RouteSpec {
-        name: args.name.clone(),
-        input: Arc::new(input),
-        outputs,
-        settings: args.route.settings(),
+        name: name.to_owned(),
+        input,
+        outputs: specs,
+        settings: route.settings(),
     })
 }
 

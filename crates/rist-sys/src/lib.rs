@@ -22,6 +22,9 @@ mod tests {
         // SAFETY: librist_version returns a pointer to a static NUL-terminated string.
         let v = unsafe { CStr::from_ptr(super::librist_version()) };
         let v = v.to_str().expect("version is ASCII");
-        assert!(v.starts_with("0.") || v.starts_with("1."), "librist version {v}");
+        assert!(
+            v.starts_with("0.") || v.starts_with("1."),
+            "librist version {v}"
+        );
     }
 }

@@ -47,6 +47,10 @@ fn transit_histogram() -> Histogram {
     ))
 }
 
+/// Panics caught at an FFI boundary (log, status and stats callbacks from libsrt and librist):
+/// they are swallowed there, since unwinding into C is undefined behaviour, and counted here.
+pub static CALLBACK_PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Metrics {
     registry: Registry,
     pub peers: Family<LinkLabels, Gauge>,
@@ -171,7 +175,7 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn encode(&self) -> String {
         self.srt_log_panics.inner().store(
-            crate::srt::log::CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
+            CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
             std::sync::atomic::Ordering::Relaxed,
         );
         let mut out = String::new();
