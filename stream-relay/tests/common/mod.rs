@@ -22,7 +22,7 @@ pub fn require(tool: &str) -> bool {
             eprintln!("skipping: {tool} not installed");
             return false;
         }
-        panic!("{tool} is not installed (apt-get install srt-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
+        panic!("{tool} is not installed (apt-get install srt-tools rist-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
     }
     true
 }
@@ -36,6 +36,29 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// An even port whose successor is free too: the RIST simple profile uses port + 1 for RTCP.
+pub fn free_even_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p % 2 == 0 && p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One of librist's tools (ristsender, ristreceiver), quiet.
+pub fn rist_tool(tool: &str, args: &[&str]) -> Proc {
+    Proc(
+        Command::new(tool)
+            .args(args)
+            .args(["-v", "3", "-S", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {tool}: {e}")),
+    )
 }
 
 pub struct Proc(pub Child);
