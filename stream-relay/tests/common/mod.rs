@@ -42,7 +42,7 @@ pub fn free_port() -> u16 {
 pub fn free_even_port() -> u16 {
     loop {
         let p = free_port();
-        if p % 2 == 0 && p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+        if p.is_multiple_of(2) && p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
             return p;
         }
     }
