@@ -157,6 +157,7 @@ fn ten_mbps_crosses_ristsender_relay_ristreceiver_byte_exact() {
     let chain = Chain::new("main", "", &[]);
     chain.warm_up(0);
     let before_in = chain.relay.metric(IN);
+    let before_out = chain.relay.metric(OUT);
     let count = 3000; // ~3 s at 10 Mbps
     let (got, during) = chain.sink.collect_during(|| {
         send_udp(chain.src_udp, 100_000, count, 10.0);
@@ -164,6 +165,7 @@ fn ten_mbps_crosses_ristsender_relay_ristreceiver_byte_exact() {
     });
     assert_exact(&got, 100_000, count);
     assert_eq!(chain.relay.metric(IN) - before_in, count as f64);
+    assert_eq!(chain.relay.metric(OUT) - before_out, count as f64);
 
     let m = chain.relay.metrics();
     for name in [
