@@ -388,6 +388,13 @@ fn ffmpeg_sends_and_receives_through_the_relay() {
         String::from_utf8_lossy(&out.stderr),
         relay.logs()
     );
+    // The listening output counted ffprobe as its peer.
+    let logs = relay.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("peer connected") && l.contains(r#""side":"output""#)),
+        "no output peer logged:\n{logs}"
+    );
 }
 
 #[test]

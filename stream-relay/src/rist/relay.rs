@@ -263,6 +263,13 @@ pub struct RistOutput {
 
 impl RistOutput {
     fn open(ep: RistEndpoint) -> Result<RistOutput, LinkError> {
+        if ep.listen && ep.profile == Profile::Simple {
+            // 0.2.7 binds the same port twice instead of port + 1 for a listening simple-profile
+            // sender; RTCP would never arrive.
+            return Err(LinkError::Fatal(format!(
+                "{ep}: a listening output needs the main profile (librist 0.2.7 cannot listen as a simple-profile sender); use --profile main or let the receiver listen"
+            )));
+        }
         let virt_dst_port = PeerConfig::parse(&ep.librist_url(false))
             .map(|c| c.virt_dst_port())
             .unwrap_or(rist_default_virt_dst_port());
@@ -286,15 +293,23 @@ impl RistOutput {
         self.ctx.shared().drain_events(&mut self.status);
         log_status(&self.status, "output");
         for e in self.status.drain(..) {
+            if !self.ep.listen {
+                // A caller's peer reports ESTABLISHED once and never again in 0.2.7: its
+                // receiver's presence is read from the statistics below instead.
+                continue;
+            }
+            // A listening sender's receivers appear as child peers: ESTABLISHED on their
+            // first RTCP, TIMED_OUT when librist removes them (about 5 s after they go
+            // silent). 0.2.7 never emits the CLIENT_* statuses on a sender.
             match e.status {
-                PeerStatus::ClientConnected => {
+                PeerStatus::Established | PeerStatus::ClientConnected => {
                     if self.clients.insert(e.peer) {
                         self.events.push(LinkEvent::Connected {
                             peer: format!("receiver #{}", self.clients.len()),
                         });
                     }
                 }
-                PeerStatus::ClientTimedOut => {
+                PeerStatus::TimedOut | PeerStatus::ClientTimedOut => {
                     if self.clients.remove(&e.peer) {
                         self.events.push(LinkEvent::Disconnected {
                             peer: "receiver".into(),
@@ -302,7 +317,6 @@ impl RistOutput {
                         });
                     }
                 }
-                PeerStatus::Established | PeerStatus::TimedOut => {}
             }
         }
         if !self.ep.listen {

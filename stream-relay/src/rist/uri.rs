@@ -43,6 +43,10 @@ impl fmt::Display for Profile {
 /// of thumb is about 7 x RTT + reorder); a longer hop needs `buffer=` on the input.
 pub const DEFAULT_INPUT_BUFFER_MS: u32 = 200;
 
+/// Smallest buffer accepted: librist 0.2.7's receiver outputs nothing at 0 or 1 ms and its
+/// sender divides by the buffer (SIGFPE at 0); 20 ms still works on loopback.
+const MIN_BUFFER_MS: u64 = 20;
+
 /// Longest string librist keeps for short fields (cname, secret, miface), NUL included.
 const MAX_SHORT: usize = 127;
 /// Longest string for long fields (address, SRP username and password).
@@ -51,9 +55,9 @@ const MAX_LONG: usize = 255;
 /// Keys librist's `rist_parse_address2` understands (0.2.7's `urlparam.h`), with the range we
 /// accept. librist itself reads them with `atoi` and would take "abc" as 0.
 const NUMERIC_KEYS: &[(&str, u64, u64)] = &[
-    ("buffer", 0, 30_000),
-    ("buffer-min", 0, 30_000),
-    ("buffer-max", 0, 30_000),
+    ("buffer", MIN_BUFFER_MS, 30_000),
+    ("buffer-min", MIN_BUFFER_MS, 30_000),
+    ("buffer-max", MIN_BUFFER_MS, 30_000),
     ("rtt", 0, 10_000),
     ("rtt-min", 0, 10_000),
     ("rtt-max", 0, 10_000),
@@ -148,7 +152,12 @@ impl RistEndpoint {
                     .parse()
                     .map_err(|_| bad(key, format!("'{}' is not a whole number", short(&v))))?;
                 if n < min || n > max {
-                    return Err(bad(key, format!("{n} is outside {min}..={max}")));
+                    let unit = if key.starts_with("buffer") {
+                        " ms (librist cannot work with a smaller buffer)"
+                    } else {
+                        ""
+                    };
+                    return Err(bad(key, format!("{n} is outside {min}..={max}{unit}")));
                 }
                 numbers.insert(key, n);
             }
@@ -383,6 +392,8 @@ mod tests {
         assert!(err("rist://@0.0.0.0:8000?bufer=100").contains("unknown parameter 'bufer'"));
         assert!(err("rist://@0.0.0.0:8000?buffer=abc").contains("'buffer'"));
         assert!(err("rist://@0.0.0.0:8000?buffer=99999999").contains("outside"));
+        assert!(err("rist://@0.0.0.0:8000?buffer=0").contains("smaller buffer"));
+        assert!(err("rist://10.0.0.1:8000?buffer-max=5").contains("smaller buffer"));
         assert!(err("rist://@0.0.0.0:8000?aes-type=512&secret=abcdefghij").contains("aes-type"));
         assert!(err("rist://@0.0.0.0:8000?buffer-min=500&buffer-max=100").contains("buffer-min"));
         assert!(err("srt://@0.0.0.0:8000").contains("wrong scheme"));
