@@ -414,3 +414,96 @@ fn a_busy_port_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn five_percent_loss_on_the_first_hop_is_recovered_with_the_default_buffer() {
+    if !require("ristsender") || !require("ristreceiver") {
+        return;
+    }
+    use impair::{Impairment, Proxy};
+    let relay_in = free_port();
+    let sink_rist = free_port();
+    // The input uses stream-relay's default buffer: this test is what that default promises.
+    let relay = Relay::start(&[
+        "rist",
+        "-i",
+        &format!("rist://@127.0.0.1:{relay_in}"),
+        "-o",
+        &format!("rist://127.0.0.1:{sink_rist}?buffer={BUFFER}"),
+    ]);
+    let hop = |seed| Impairment {
+        loss: 0.05,
+        delay: Duration::from_millis(20),
+        jitter: Duration::from_millis(5),
+        seed,
+        ..Impairment::default()
+    };
+    let proxy = Proxy::start(
+        "127.0.0.1:0".parse().expect("literal"),
+        ([127, 0, 0, 1], relay_in).into(),
+        hop(21),
+        hop(22),
+    )
+    .expect("start proxy");
+    let sink = UdpSink::new();
+    let src_udp = free_port();
+    let _dst = rist_tool(
+        "ristreceiver",
+        &[
+            "-i",
+            &format!("rist://@127.0.0.1:{sink_rist}?buffer={BUFFER}"),
+            "-o",
+            &format!("udp://127.0.0.1:{}", sink.port),
+        ],
+    );
+    let _src = rist_tool(
+        "ristsender",
+        &[
+            "-i",
+            &format!("udp://127.0.0.1:{src_udp}"),
+            "-o",
+            &format!("rist://127.0.0.1:{}?buffer=1000", proxy.local_addr().port()),
+        ],
+    );
+    // Warm up: the first second of a flow is librist's to settle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seq = 0;
+    while (relay.metric(PEERS_IN) < 1.0 || relay.metric(PEERS_OUT) < 1.0)
+        && Instant::now() < deadline
+    {
+        send_udp(src_udp, seq, 100, 5.0);
+        seq += 100;
+    }
+    send_udp(src_udp, seq, 1000, 10.0);
+    sink.collect(Duration::from_millis(800), Duration::from_millis(800));
+    let dropped_before = proxy.stats().forward.dropped;
+
+    let count = 3000; // ~3 s at 10 Mbps
+    let (got, ()) = sink.collect_during(|| send_udp(src_udp, 100_000, count, 10.0));
+    assert_exact(&got, 100_000, count);
+    let dropped = proxy.stats().forward.dropped - dropped_before;
+    assert!(dropped > 80, "the proxy should have dropped ~5%: {dropped}");
+
+    std::thread::sleep(Duration::from_millis(1200));
+    let m = relay.metrics();
+    let value = |name: &str| {
+        metric_value(
+            &m,
+            &format!("{name}{{route=\"main\",side=\"input\",output=\"\"}}"),
+        )
+    };
+    let recovered = value("relay_packets_retransmitted_total");
+    let detected = value("relay_packets_loss_detected_total");
+    let total_dropped = proxy.stats().forward.dropped as f64;
+    eprintln!("proxy dropped {total_dropped}, librist missing {detected}, recovered {recovered}");
+    assert!(
+        recovered >= total_dropped * 0.8 && detected >= total_dropped * 0.8,
+        "librist's recovery should show in the metrics: recovered {recovered}, missing {detected}, proxy dropped {total_dropped}\n{m}"
+    );
+    assert_eq!(value("relay_packets_lost_total"), 0.0, "{m}");
+    let rtt = value("relay_rtt_seconds");
+    assert!(
+        (0.030..0.150).contains(&rtt),
+        "RTT through 2 x 20 ms should read ~40 ms: {rtt}"
+    );
+}
