@@ -66,6 +66,8 @@ pub struct Metrics {
     pub undecrypted: Family<LinkLabels, Counter>,
     pub buffer_ms: Family<LinkLabels, GaugeF>,
     pub latency_ms: Family<LinkLabels, GaugeF>,
+    pub reordered: Family<LinkLabels, Counter>,
+    pub quality: Family<LinkLabels, GaugeF>,
     pub dropped: Family<DropLabels, Counter>,
     pub transit: Family<TransitLabels, Histogram, fn() -> Histogram>,
     pub srt_log_panics: Counter,
@@ -95,6 +97,8 @@ impl Metrics {
             undecrypted: Family::default(),
             buffer_ms: Family::default(),
             latency_ms: Family::default(),
+            reordered: Family::default(),
+            quality: Family::default(),
             dropped: Family::default(),
             transit: Family::new_with_constructor(transit_histogram as fn() -> Histogram),
             srt_log_panics: Counter::default(),
@@ -154,6 +158,16 @@ impl Metrics {
             m.latency_ms.clone(),
         );
         registry.register(
+            "relay_packets_reordered",
+            "Packets that arrived out of order (RIST: librist's statistics)",
+            m.reordered.clone(),
+        );
+        registry.register(
+            "relay_link_quality_ratio",
+            "Link quality reported by the library for the last interval, 0 to 1 (RIST only)",
+            m.quality.clone(),
+        );
+        registry.register(
             "relay_packets_dropped",
             "Packets the relay dropped itself, by reason (output_down, queue_full, send_buffer_full)",
             m.dropped.clone(),
@@ -206,6 +220,8 @@ impl Metrics {
             undecrypted: self.undecrypted.get_or_create(&labels).clone(),
             buffer_ms: self.buffer_ms.get_or_create(&labels).clone(),
             latency_ms: self.latency_ms.get_or_create(&labels).clone(),
+            reordered: self.reordered.get_or_create(&labels).clone(),
+            quality: self.quality.clone(),
             labels,
         }
     }
@@ -269,6 +285,9 @@ pub struct LinkMetrics {
     pub undecrypted: Counter,
     pub buffer_ms: GaugeF,
     pub latency_ms: GaugeF,
+    pub reordered: Counter,
+    /// Created on the first report: SRT has no such figure, and a 0 would read as a dead link.
+    quality: Family<LinkLabels, GaugeF>,
 }
 
 impl LinkMetrics {
@@ -277,6 +296,12 @@ impl LinkMetrics {
         self.loss_detected.inc_by(s.loss_detected);
         self.retransmitted.inc_by(s.retransmitted);
         self.undecrypted.inc_by(s.undecrypted);
+        self.reordered.inc_by(s.reordered);
+        if let Some(q) = s.quality_pct {
+            self.quality
+                .get_or_create(&self.labels)
+                .set((q / 100.0).clamp(0.0, 1.0));
+        }
         // Exported in seconds, the Prometheus base unit; the library reports milliseconds.
         if let Some(v) = s.rtt_ms {
             self.rtt_ms.set(v / 1000.0);

@@ -36,6 +36,8 @@ pub struct ReceiverTotals {
     pub reordered: u64,
     pub recovered: u64,
     pub lost: u64,
+    /// Intervals whose `lost` figure was impossible and ignored.
+    pub implausible_lost: u32,
     /// Latest values, not sums.
     pub rtt_ms: Option<f64>,
     pub quality: Option<f64>,
@@ -160,7 +162,13 @@ fn accumulate(shared: &Shared, copied: &Copied) {
             t.missing += u64::from(r.missing);
             t.reordered += u64::from(r.reordered);
             t.recovered += u64::from(r.recovered);
-            t.lost += u64::from(r.lost);
+            // 0.2.7 sometimes reports a 16-bit wrap (65535) as the interval's losses; no more
+            // can be lost in an interval than went missing or arrived in it.
+            if u64::from(r.lost) <= r.received + u64::from(r.missing) {
+                t.lost += u64::from(r.lost);
+            } else {
+                t.implausible_lost += 1;
+            }
             if r.rtt > 0 {
                 t.rtt_ms = Some(f64::from(r.rtt));
             }

@@ -221,6 +221,12 @@ impl InputLink for RistInput {
 
     fn stats(&mut self) -> LinkStats {
         let t = self.ctx.shared().take_receiver();
+        if t.implausible_lost > 0 {
+            tracing::debug!(
+                intervals = t.implausible_lost,
+                "ignored librist's impossible loss figure (16-bit wrap)"
+            );
+        }
         let buffer = f64::from(self.ep.input_buffer_ms());
         LinkStats {
             rtt_ms: t.rtt_ms,
@@ -230,6 +236,8 @@ impl InputLink for RistInput {
             undecrypted: 0,
             buffer_ms: Some(buffer),
             latency_ms: Some(buffer),
+            reordered: t.reordered,
+            quality_pct: t.quality,
         }
     }
 
@@ -411,6 +419,8 @@ impl OutputLink for RistOutput {
             undecrypted: 0,
             buffer_ms: None,
             latency_ms: None,
+            reordered: 0,
+            quality_pct: t.quality,
         }
     }
 
