@@ -549,3 +549,55 @@ fn five_percent_loss_on_the_first_hop_is_fully_recovered() {
         "RTT through 2 x 20 ms should read ~40 ms: {rtt}"
     );
 }
+
+#[test]
+fn reversed_roles_relay_calls_the_sender_and_the_receiver_calls_the_relay() {
+    if !require("ristsender") || !require("ristreceiver") {
+        return;
+    }
+    let sender_port = free_port();
+    let relay_out = free_port();
+    let relay = Relay::start(&[
+        "rist",
+        "-i",
+        &format!("rist://127.0.0.1:{sender_port}?buffer={BUFFER}"),
+        "-o",
+        &format!("rist://@127.0.0.1:{relay_out}?buffer={BUFFER}"),
+    ]);
+    let sink = UdpSink::new();
+    let src_udp = free_port();
+    let _src = rist_tool(
+        "ristsender",
+        &[
+            "-i",
+            &format!("udp://127.0.0.1:{src_udp}"),
+            "-o",
+            &format!("rist://@127.0.0.1:{sender_port}?buffer={BUFFER}"),
+        ],
+    );
+    let _dst = rist_tool(
+        "ristreceiver",
+        &[
+            "-i",
+            &format!("rist://127.0.0.1:{relay_out}?buffer={BUFFER}"),
+            "-o",
+            &format!("udp://127.0.0.1:{}", sink.port),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seq = 0;
+    while (relay.metric(PEERS_IN) < 1.0 || relay.metric(PEERS_OUT) < 1.0)
+        && Instant::now() < deadline
+    {
+        send_udp(src_udp, seq, 50, 2.0);
+        seq += 50;
+    }
+    assert!(
+        relay.metric(PEERS_IN) >= 1.0 && relay.metric(PEERS_OUT) >= 1.0,
+        "not connected; log:\n{}",
+        relay.logs()
+    );
+    sink.collect(Duration::from_millis(800), Duration::from_millis(800));
+    let (got, ()) = sink.collect_during(|| send_udp(src_udp, 100_000, 1000, 5.0));
+    assert_exact(&got, 100_000, 1000);
+}
