@@ -70,6 +70,8 @@ pub struct Metrics {
     pub quality: Family<LinkLabels, GaugeF>,
     pub dropped: Family<DropLabels, Counter>,
     pub transit: Family<TransitLabels, Histogram, fn() -> Histogram>,
+    pub hold_seconds: Family<TransitLabels, GaugeF>,
+    pub hold_packets: Family<TransitLabels, Gauge>,
     pub srt_log_panics: Counter,
 }
 
@@ -101,6 +103,8 @@ impl Metrics {
             quality: Family::default(),
             dropped: Family::default(),
             transit: Family::new_with_constructor(transit_histogram as fn() -> Histogram),
+            hold_seconds: Family::default(),
+            hold_packets: Family::default(),
             srt_log_panics: Counter::default(),
         };
         // prometheus-client appends `_total` to counters itself.
@@ -156,6 +160,16 @@ impl Metrics {
             "relay_latency_seconds",
             "Negotiated protocol latency",
             m.latency_ms.clone(),
+        );
+        registry.register(
+            "relay_time_buffer_seconds",
+            "Stream time held in an output's time buffer",
+            m.hold_seconds.clone(),
+        );
+        registry.register(
+            "relay_time_buffer_packets",
+            "Packets held in an output's time buffer",
+            m.hold_packets.clone(),
         );
         registry.register(
             "relay_packets_reordered",
@@ -234,6 +248,18 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .clone()
+    }
+
+    /// Fill gauges of an output's time buffer (seconds of stream, packets).
+    pub fn time_buffer(&self, route: &str, output: &str) -> (GaugeF, Gauge) {
+        let labels = TransitLabels {
+            route: route.to_owned(),
+            output: output.to_owned(),
+        };
+        (
+            self.hold_seconds.get_or_create(&labels).clone(),
+            self.hold_packets.get_or_create(&labels).clone(),
+        )
     }
 
     pub fn transit(&self, route: &str, output: &str) -> Histogram {

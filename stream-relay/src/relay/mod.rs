@@ -9,6 +9,9 @@ pub mod packet;
 pub mod pipe;
 pub mod queue;
 pub mod rate;
+pub mod rebase;
+pub mod source_lock;
+pub mod time_buffer;
 
 pub use link::{InputLink, LinkError, LinkStats, OutputLink, SendOutcome, TransportRelay};
 pub use packet::Packet;

@@ -12,6 +12,7 @@ use super::context::{Context, Peer, Role};
 use super::uri::{Profile, RistEndpoint};
 use crate::common::clock;
 use crate::relay::link::LinkEvent;
+use crate::relay::source_lock::{SourceLock, Verdict};
 use crate::relay::{
     InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
 };
@@ -107,14 +108,11 @@ pub struct RistInput {
     ctx: Context,
     _peer: Peer,
     /// The flow we relay, once one delivers.
-    flow: Option<u32>,
+    source: SourceLock<u32>,
     connected: bool,
-    last_data: Instant,
     pending: Vec<Packet>,
     events: Vec<LinkEvent>,
     status: Vec<StatusEvent>,
-    /// Blocks of a second flow dropped while the current one was alive.
-    foreign_dropped: u64,
 }
 
 impl RistInput {
@@ -125,13 +123,11 @@ impl RistInput {
             ep,
             ctx,
             _peer: peer,
-            flow: None,
+            source: SourceLock::new(FLOW_TAKEOVER),
             connected: false,
-            last_data: Instant::now(),
             pending: Vec::new(),
             events: Vec::new(),
             status: Vec::new(),
-            foreign_dropped: 0,
         })
     }
 
@@ -147,34 +143,29 @@ impl RistInput {
             wait = 0;
             let now = Instant::now();
             let flow = block.flow_id();
-            match self.flow {
-                Some(current) if current != flow => {
-                    if now.saturating_duration_since(self.last_data) < FLOW_TAKEOVER {
-                        self.foreign_dropped += 1;
-                        if self.foreign_dropped == 1 || self.foreign_dropped.is_multiple_of(1000) {
-                            tracing::warn!(flow, current, dropped = self.foreign_dropped, "a second RIST flow arrives while the current one is alive; ignoring it");
-                        }
-                        continue;
-                    }
+            match self.source.offer(&flow, now) {
+                Verdict::Current => {}
+                Verdict::First => self.events.push(LinkEvent::Connected {
+                    peer: format!("flow {flow}"),
+                }),
+                Verdict::Replaced(old) => {
                     self.events.push(LinkEvent::Disconnected {
-                        peer: format!("flow {current}"),
+                        peer: format!("flow {old}"),
                         reason: format!("replaced by flow {flow}"),
                     });
                     self.events.push(LinkEvent::Connected {
                         peer: format!("flow {flow}"),
                     });
-                    self.flow = Some(flow);
                 }
-                Some(_) => {}
-                None => {
-                    self.events.push(LinkEvent::Connected {
-                        peer: format!("flow {flow}"),
-                    });
-                    self.flow = Some(flow);
+                Verdict::Ignored => {
+                    let n = self.source.ignored();
+                    if n == 1 || n.is_multiple_of(1000) {
+                        tracing::warn!(flow, dropped = n, "a second RIST flow arrives while the current one is alive; ignoring it");
+                    }
+                    continue;
                 }
             }
             self.connected = true;
-            self.last_data = now;
             out.push(Packet::new(
                 Bytes::copy_from_slice(block.payload()),
                 clock::src_time_from_ntp(block.ts_ntp()),
@@ -206,7 +197,7 @@ impl InputLink for RistInput {
 
     fn disconnect(&mut self, reason: &str) {
         if self.connected {
-            if let Some(flow) = self.flow {
+            if let Some(flow) = self.source.current() {
                 self.events.push(LinkEvent::Disconnected {
                     peer: format!("flow {flow}"),
                     reason: reason.to_owned(),
@@ -215,7 +206,7 @@ impl InputLink for RistInput {
         }
         // librist keeps listening (or calling); the next flow to deliver becomes current.
         self.connected = false;
-        self.flow = None;
+        self.source.reset();
         self.pending.clear();
     }
 
