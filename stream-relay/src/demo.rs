@@ -59,6 +59,7 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
         outputs: vec![OutputSpec {
             name: "player".into(),
             endpoint: Arc::new(output_ep),
+            time_buffer: std::time::Duration::ZERO,
         }],
         settings: RouteSettings::default(),
     };

@@ -4,7 +4,10 @@
 #![deny(unsafe_code)]
 
 pub mod common;
+pub mod endpoint;
 pub mod http;
 pub mod relay;
+pub mod rist;
 pub mod route;
 pub mod srt;
+pub mod udp;

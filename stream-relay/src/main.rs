@@ -5,7 +5,7 @@
 
 mod demo;
 
-use stream_relay::{common, http, route, srt};
+use stream_relay::{common, endpoint, http, rist, route, srt};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -25,7 +25,8 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "stream-relay",
     version,
-    about = "Relay live video over SRT with near-zero added latency"
+    about = "Relay live video over SRT and RIST with near-zero added latency",
+    long_version = long_version()
 )]
 struct Cli {
     /// Address of the HTTP server for /health and /metrics [env: HTTP_ADDR] [default: 127.0.0.1:9710]
@@ -43,25 +44,71 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Relay one SRT input to one or more SRT outputs
+    /// Relay one SRT input to one or more outputs (SRT, RIST, UDP)
+    #[command(after_help = SRT_EXAMPLES)]
     Srt(RelayArgs),
+    /// Relay one RIST input to one or more outputs (RIST, SRT, UDP)
+    #[command(after_help = RIST_EXAMPLES)]
+    Rist(RelayArgs),
+    /// Relay one UDP (MPEG-TS) input, unicast or multicast, to one or more outputs
+    #[command(after_help = UDP_EXAMPLES)]
+    Udp(RelayArgs),
     /// Push a generated test stream through a real relay route and show the metrics move
     Demo(demo::DemoArgs),
 }
 
 #[derive(Args, Debug)]
 struct RelayArgs {
-    /// Input URI, e.g. 'srt://:9000?mode=listener&latency=120'
+    /// Input URI of the subcommand's protocol, e.g. 'srt://:9000?mode=listener',
+    /// 'rist://@0.0.0.0:8000', 'udp://0.0.0.0:5000'
     #[arg(short, long)]
     input: String,
-    /// Output URI (repeat for several), e.g. 'srt://studio.example:9001?passphrase=...'
+    /// Output URI, any protocol (repeat for several); add 'time-buffer-ms=N' to delay one
     #[arg(short, long, required = true)]
     output: Vec<String>,
+    /// RIST profile of every rist:// URI: simple or main (as librist's tools)
+    #[arg(long, default_value = "main")]
+    profile: String,
     /// Route name used in logs, metrics labels and /health
     #[arg(long, default_value = "main")]
     name: String,
     #[command(flatten)]
     route: RouteArgs,
+}
+
+const SRT_EXAMPLES: &str = "Examples:
+  # Larix/Moblin/OBS call us on 9000; a player (OBS, ffplay, VLC) calls us on 9001
+  stream-relay srt -i 'srt://:9000?mode=listener' -o 'srt://:9001?mode=listener'
+  # Encrypted, pushed on to a studio that listens
+  stream-relay srt -i 'srt://:9000?passphrase=0123456789ab' -o 'srt://studio.example:9001?passphrase=0123456789ab'
+  # Fan-out: a studio over SRT, a backup over RIST, a multicast copy for monitoring
+  stream-relay srt -i 'srt://:9000' -o 'srt://studio.example:9001' -o 'rist://backup.example:8000' -o 'udp://239.1.1.1:5000?ttl=4'";
+
+const UDP_EXAMPLES: &str = "Examples:
+  # A hardware encoder's multicast, joined on one interface, lifted onto SRT
+  stream-relay udp -i 'udp://239.1.1.1:5000?localaddr=10.0.0.5' -o 'srt://cloud.example:9000?passphrase=0123456789ab'
+  # Unicast in, a 500 ms evenly paced copy out to a decoder
+  stream-relay udp -i 'udp://0.0.0.0:5000' -o 'udp://10.0.0.9:5004?time-buffer-ms=500'";
+
+const RIST_EXAMPLES: &str = "Examples:
+  # ristsender/ffmpeg send to us on 8000; we send on to a receiver listening on 8002
+  stream-relay rist -i 'rist://@0.0.0.0:8000' -o 'rist://studio.example:8002'
+  # Encrypted output (secret needs aes-type), bigger input buffer for a long first hop
+  stream-relay rist -i 'rist://@0.0.0.0:8000?buffer=500' -o 'rist://studio.example:8002?secret=longsharedsecret&aes-type=256'
+  # Simple profile (even ports; port + 1 carries RTCP)
+  stream-relay rist --profile simple -i 'rist://@0.0.0.0:8000' -o 'rist://127.0.0.1:8002'";
+
+/// `--version`: ours and the versions of the C libraries actually loaded.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let (major, minor, patch) = srt::version();
+        format!(
+            "{}\nlibsrt {major}.{minor}.{patch}\nlibrist {}",
+            env!("CARGO_PKG_VERSION"),
+            rist::version()
+        )
+    })
 }
 
 #[derive(Args, Debug, Clone)]
@@ -78,6 +125,34 @@ pub struct RouteArgs {
     /// Packets each output may queue while its library is busy; beyond, the oldest are dropped
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     queue_packets: u64,
+    /// Default time buffer of every output, ms: each packet leaves at its source time + this,
+    /// evenly paced (0 = pass-through). An output's 'time-buffer-ms=' overrides it
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    time_buffer_ms: u64,
+    /// Highest stream bitrate the route is sized for, bits/s (e.g. 50M): time buffers hold this
+    #[arg(long, default_value = "50M", value_parser = parse_bitrate)]
+    max_bitrate: u64,
+    /// Memory cap per time buffer, MB: a longer buffer at --max-bitrate is refused at start
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    time_buffer_memory_mb: u64,
+}
+
+fn parse_bitrate(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (digits, mult) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&v[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&v[..i], 1e9),
+        _ => (v, 1.0),
+    };
+    let bps = digits
+        .parse::<f64>()
+        .map_err(|_| format!("'{v}' is not a bitrate (e.g. 50M)"))?
+        * mult;
+    if !(100e3..=10e9).contains(&bps) {
+        return Err("must be between 100k and 10G".into());
+    }
+    Ok(bps as u64)
 }
 
 impl RouteArgs {
@@ -85,6 +160,7 @@ impl RouteArgs {
         let mut s = RouteSettings {
             idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             queue_packets: self.queue_packets as usize,
+            max_bitrate: self.max_bitrate,
             ..RouteSettings::default()
         };
         s.backoff.initial = Duration::from_millis(self.reconnect_min_ms);
@@ -113,10 +189,17 @@ fn main() -> ExitCode {
     };
     // Validate the whole command line before anything starts or logs.
     let spec = match &cli.command {
-        Command::Srt(args) => match build_spec(args) {
-            Ok(spec) => Some(spec),
-            Err(msg) => return usage_error(&msg),
-        },
+        Command::Srt(args) | Command::Rist(args) | Command::Udp(args) => {
+            let protocol = match &cli.command {
+                Command::Srt(_) => "srt",
+                Command::Rist(_) => "rist",
+                _ => "udp",
+            };
+            match build_spec(args, protocol) {
+                Ok(spec) => Some(spec),
+                Err(msg) => return usage_error(&msg),
+            }
+        }
         Command::Demo(_) => None,
     };
     if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
@@ -129,11 +212,17 @@ fn main() -> ExitCode {
         tracing::error!(libsrt = %format!("{major}.{minor}.{patch}"), "libsrt is older than 1.5.0");
         return ExitCode::from(EXIT_RUNTIME);
     }
+    if rist::version_triple() < rist::MIN_VERSION {
+        tracing::error!(librist = %rist::version(), "librist is older than 0.2.7");
+        return ExitCode::from(EXIT_RUNTIME);
+    }
     srt::log::install();
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), "stream-relay starting");
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), librist = %rist::version(), "stream-relay starting");
 
     let code = match cli.command {
-        Command::Srt(_) => run(config, spec.into_iter().collect(), started, None),
+        Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => {
+            run(config, spec.into_iter().collect(), started, None)
+        }
         Command::Demo(args) => demo::run(config, args, started),
     };
     srt::cleanup();
@@ -155,32 +244,69 @@ fn install_panic_hook() {
     }));
 }
 
-fn build_spec(args: &RelayArgs) -> Result<RouteSpec, String> {
+/// Checks the whole command line of a relay subcommand: the input's scheme is the
+/// subcommand's, outputs may be any protocol, every time buffer fits its memory cap.
+fn build_spec(args: &RelayArgs, protocol: &str) -> Result<RouteSpec, String> {
+    let profile =
+        rist::uri::Profile::parse(&args.profile).map_err(|e| format!("invalid --profile: {e}"))?;
+    if let Some(other) = endpoint::scheme(&args.input).filter(|s| s != protocol) {
+        let hint = if ["srt", "rist", "udp"].contains(&other.as_str()) {
+            format!(" (use `stream-relay {other}` for {other}://)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "invalid --input: wrong scheme, the {protocol} subcommand takes a {protocol}:// input{hint}"
+        ));
+    }
     let input =
-        srt::uri::SrtEndpoint::parse(&args.input).map_err(|e| format!("invalid --input: {e}"))?;
-    let mut outputs = Vec::new();
+        endpoint::parse(&args.input, profile).map_err(|e| format!("invalid --input: {e}"))?;
+    if input.time_buffer.is_some() {
+        return Err(format!(
+            "invalid --input: '{}' applies to outputs",
+            endpoint::TIME_BUFFER_KEY
+        ));
+    }
+    let settings = args.route.settings();
+    let cap = args.route.time_buffer_memory_mb << 20;
+    let mut specs = Vec::new();
     for (i, o) in args.output.iter().enumerate() {
-        let ep = srt::uri::SrtEndpoint::parse(o)
-            .map_err(|e| format!("invalid --output #{}: {e}", i + 1))?;
-        outputs.push(OutputSpec {
+        let ep =
+            endpoint::parse(o, profile).map_err(|e| format!("invalid --output #{}: {e}", i + 1))?;
+        let time_buffer = ep
+            .time_buffer
+            .unwrap_or(Duration::from_millis(args.route.time_buffer_ms));
+        let need = settings.time_buffer_bytes(time_buffer);
+        if !time_buffer.is_zero() && need > cap {
+            return Err(format!(
+                "invalid --output #{}: a {} ms time buffer at --max-bitrate {} Mbps needs about {} MB, more than --time-buffer-memory-mb {}",
+                i + 1,
+                time_buffer.as_millis(),
+                settings.max_bitrate / 1_000_000,
+                need.div_ceil(1 << 20),
+                args.route.time_buffer_memory_mb
+            ));
+        }
+        specs.push(OutputSpec {
             name: format!("out{}", i + 1),
-            endpoint: Arc::new(ep),
+            endpoint: ep.transport,
+            time_buffer,
         });
     }
-    if args.name.is_empty()
-        || args.name.len() > 64
-        || !args
-            .name
+    let name = &args.name;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     {
         return Err("invalid --name: use 1 to 64 letters, digits, '-', '_' or '.'".into());
     }
     Ok(RouteSpec {
-        name: args.name.clone(),
-        input: Arc::new(input),
-        outputs,
-        settings: args.route.settings(),
+        name: name.clone(),
+        input: input.transport,
+        outputs: specs,
+        settings,
     })
 }
 

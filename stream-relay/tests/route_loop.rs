@@ -201,6 +201,7 @@ fn route(count: u32, sinks: &[Arc<Sink>], queue: usize) -> (Route, Arc<Metrics>)
                     count,
                     sink: s.clone(),
                 }),
+                time_buffer: Duration::ZERO,
             })
             .collect(),
         settings: RouteSettings {

@@ -68,6 +68,10 @@ impl Transit {
     }
 }
 
+/// Panics caught at an FFI boundary (log, status and stats callbacks from libsrt and librist):
+/// they are swallowed there, since unwinding into C is undefined behaviour, and counted here.
+pub static CALLBACK_PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Metrics {
     registry: Registry,
     pub peers: Family<LinkLabels, Gauge>,
@@ -83,8 +87,12 @@ pub struct Metrics {
     pub undecrypted: Family<LinkLabels, Counter>,
     pub buffer_ms: Family<LinkLabels, GaugeF>,
     pub latency_ms: Family<LinkLabels, GaugeF>,
+    pub reordered: Family<LinkLabels, Counter>,
+    pub quality: Family<LinkLabels, GaugeF>,
     pub dropped: Family<DropLabels, Counter>,
     pub transit: Family<TransitLabels, Histogram, fn() -> Histogram>,
+    pub hold_seconds: Family<TransitLabels, GaugeF>,
+    pub hold_packets: Family<TransitLabels, Gauge>,
     pub srt_log_panics: Counter,
 }
 
@@ -112,8 +120,12 @@ impl Metrics {
             undecrypted: Family::default(),
             buffer_ms: Family::default(),
             latency_ms: Family::default(),
+            reordered: Family::default(),
+            quality: Family::default(),
             dropped: Family::default(),
             transit: Family::new_with_constructor(transit_histogram as fn() -> Histogram),
+            hold_seconds: Family::default(),
+            hold_packets: Family::default(),
             srt_log_panics: Counter::default(),
         };
         // prometheus-client appends `_total` to counters itself.
@@ -171,6 +183,26 @@ impl Metrics {
             m.latency_ms.clone(),
         );
         registry.register(
+            "relay_time_buffer_seconds",
+            "Stream time held in an output's time buffer",
+            m.hold_seconds.clone(),
+        );
+        registry.register(
+            "relay_time_buffer_packets",
+            "Packets held in an output's time buffer",
+            m.hold_packets.clone(),
+        );
+        registry.register(
+            "relay_packets_reordered",
+            "Packets that arrived out of order (RIST: librist's statistics)",
+            m.reordered.clone(),
+        );
+        registry.register(
+            "relay_link_quality_ratio",
+            "Link quality reported by the library for the last interval, 0 to 1 (RIST only)",
+            m.quality.clone(),
+        );
+        registry.register(
             "relay_packets_dropped",
             "Packets the relay dropped itself, by reason (output_down, queue_full, send_buffer_full)",
             m.dropped.clone(),
@@ -192,7 +224,7 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn encode(&self) -> String {
         self.srt_log_panics.inner().store(
-            crate::srt::log::CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
+            CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
             std::sync::atomic::Ordering::Relaxed,
         );
         let mut out = String::new();
@@ -223,6 +255,8 @@ impl Metrics {
             undecrypted: self.undecrypted.get_or_create(&labels).clone(),
             buffer_ms: self.buffer_ms.get_or_create(&labels).clone(),
             latency_ms: self.latency_ms.get_or_create(&labels).clone(),
+            reordered: self.reordered.get_or_create(&labels).clone(),
+            quality: self.quality.clone(),
             labels,
         }
     }
@@ -235,6 +269,18 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .clone()
+    }
+
+    /// Fill gauges of an output's time buffer (seconds of stream, packets).
+    pub fn time_buffer(&self, route: &str, output: &str) -> (GaugeF, Gauge) {
+        let labels = TransitLabels {
+            route: route.to_owned(),
+            output: output.to_owned(),
+        };
+        (
+            self.hold_seconds.get_or_create(&labels).clone(),
+            self.hold_packets.get_or_create(&labels).clone(),
+        )
     }
 
     pub fn transit(&self, route: &str, output: &str) -> Transit {
@@ -291,6 +337,9 @@ pub struct LinkMetrics {
     pub undecrypted: Counter,
     pub buffer_ms: GaugeF,
     pub latency_ms: GaugeF,
+    pub reordered: Counter,
+    /// Created on the first report: SRT has no such figure, and a 0 would read as a dead link.
+    quality: Family<LinkLabels, GaugeF>,
 }
 
 impl LinkMetrics {
@@ -299,6 +348,12 @@ impl LinkMetrics {
         self.loss_detected.inc_by(s.loss_detected);
         self.retransmitted.inc_by(s.retransmitted);
         self.undecrypted.inc_by(s.undecrypted);
+        self.reordered.inc_by(s.reordered);
+        if let Some(q) = s.quality_pct {
+            self.quality
+                .get_or_create(&self.labels)
+                .set((q / 100.0).clamp(0.0, 1.0));
+        }
         // Exported in seconds, the Prometheus base unit; the library reports milliseconds.
         if let Some(v) = s.rtt_ms {
             self.rtt_ms.set(v / 1000.0);

@@ -1,6 +1,7 @@
 //! What every transport and route shares: logging, configuration, metrics, URI syntax and the
 //! rule that secrets never leave the process.
 
+pub mod clock;
 pub mod config;
 pub mod logging;
 pub mod metrics;

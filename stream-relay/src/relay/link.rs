@@ -27,6 +27,10 @@ pub struct LinkStats {
     pub buffer_ms: Option<f64>,
     /// Negotiated protocol latency.
     pub latency_ms: Option<f64>,
+    /// Packets that arrived out of order.
+    pub reordered: u64,
+    /// The library's own link quality figure, percent.
+    pub quality_pct: Option<f64>,
 }
 
 impl LinkStats {
@@ -36,6 +40,11 @@ impl LinkStats {
         self.loss_detected += other.loss_detected;
         self.retransmitted += other.retransmitted;
         self.undecrypted += other.undecrypted;
+        self.reordered += other.reordered;
+        self.quality_pct = match (self.quality_pct, other.quality_pct) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.rtt_ms = max_opt(self.rtt_ms, other.rtt_ms);
         self.buffer_ms = max_opt(self.buffer_ms, other.buffer_ms);
         self.latency_ms = max_opt(self.latency_ms, other.latency_ms);

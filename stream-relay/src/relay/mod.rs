@@ -11,7 +11,10 @@ pub mod pipe;
 pub mod quantile;
 pub mod queue;
 pub mod rate;
+pub mod rebase;
 pub mod reorder;
+pub mod source_lock;
+pub mod time_buffer;
 
 pub use link::{InputLink, LinkError, LinkStats, OutputLink, SendOutcome, TransportRelay};
 pub use packet::Packet;

@@ -14,6 +14,9 @@ pub struct Packet {
     /// When the input library handed the packet to us; transit time through the relay and the
     /// observed jitter are measured from here.
     pub received_at: Instant,
+    /// Which connection of the input this packet came from (the route counts them). Source
+    /// times are only comparable within one epoch: a new sender brings a new clock.
+    pub epoch: u64,
 }
 
 impl Packet {
@@ -22,6 +25,7 @@ impl Packet {
             payload,
             src_time_us,
             received_at,
+            epoch: 0,
         }
     }
 

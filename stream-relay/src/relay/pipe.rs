@@ -17,6 +17,8 @@ pub enum DropReason {
     QueueFull,
     /// The output library refused the packet (its send buffer was full).
     SendBufferFull,
+    /// The output's time buffer was full (the stream runs faster than it was sized for).
+    TimeBufferFull,
 }
 
 impl DropReason {
@@ -25,6 +27,7 @@ impl DropReason {
             DropReason::OutputDown => "output_down",
             DropReason::QueueFull => "queue_full",
             DropReason::SendBufferFull => "send_buffer_full",
+            DropReason::TimeBufferFull => "time_buffer_full",
         }
     }
 }
@@ -119,7 +122,7 @@ impl OutputSlot {
         match reason {
             DropReason::OutputDown => self.dropped_down.load(Ordering::Relaxed),
             DropReason::QueueFull => self.dropped_full.load(Ordering::Relaxed),
-            DropReason::SendBufferFull => 0,
+            DropReason::SendBufferFull | DropReason::TimeBufferFull => 0,
         }
     }
 

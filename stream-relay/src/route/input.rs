@@ -7,6 +7,7 @@ use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
+use crate::relay::link::LinkEvent;
 use crate::relay::pipe::Pipe;
 use crate::relay::InputLink;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub(super) fn run(
     let mut meter = Meter::new(start);
     let mut batch = Vec::with_capacity(256);
     let mut last_data = start;
+    let mut epoch = 0u64;
 
     while !shared.stopping() {
         if !link.is_connected() {
@@ -51,7 +53,13 @@ pub(super) fn run(
                     if !batch.is_empty() {
                         last_data = Instant::now();
                     }
-                    for packet in batch.drain(..) {
+                    // A sender that connected in this batch starts a new epoch before its
+                    // packets go out.
+                    link.drain_events(peers.events());
+                    epoch += new_connections(peers.events());
+                    peers.apply(&metrics, &status);
+                    for mut packet in batch.drain(..) {
+                        packet.epoch = epoch;
                         meter.packet(&metrics, &packet, packet.received_at);
                         pipe.push(packet);
                     }
@@ -72,6 +80,7 @@ pub(super) fn run(
         }
 
         link.drain_events(peers.events());
+        epoch += new_connections(peers.events());
         peers.apply(&metrics, &status);
         if !link.is_connected() && status.state() == LinkState::Connected {
             status.set_state(LinkState::Waiting);
@@ -88,6 +97,13 @@ pub(super) fn run(
         status.set_state(LinkState::Stopped);
     }
     tracing::info!("input stopped");
+}
+
+fn new_connections(events: &[LinkEvent]) -> u64 {
+    events
+        .iter()
+        .filter(|e| matches!(e, LinkEvent::Connected { .. }))
+        .count() as u64
 }
 
 /// Different routes should not retry in lockstep; any stable per-route value will do.

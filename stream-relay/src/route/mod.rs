@@ -13,6 +13,7 @@ pub mod status;
 use crate::common::metrics::{LinkLabels, Metrics, Side};
 use crate::relay::backoff::BackoffPolicy;
 use crate::relay::pipe::{OutputSlot, Pipe};
+use crate::relay::time_buffer::TimeBuffer;
 use crate::relay::{LinkError, TransportRelay};
 use serde::Serialize;
 use status::{LinkSnapshot, LinkState, LinkStatus};
@@ -31,6 +32,25 @@ pub struct RouteSettings {
     pub backoff: BackoffPolicy,
     /// Packets an output may hold while its library is busy; beyond that the oldest go.
     pub queue_packets: usize,
+    /// The highest bitrate (bits/s) the route is sized for: time buffers hold this much.
+    pub max_bitrate: u64,
+}
+
+/// Bytes a held packet costs: a 1316-byte MPEG-TS datagram and its bookkeeping.
+pub const HELD_PACKET_BYTES: u64 = 1316 + 64;
+
+impl RouteSettings {
+    /// Packets a time buffer of `delay` must be able to hold at `max_bitrate` (twice the
+    /// nominal count, for bursts), never fewer than the output queue.
+    pub fn time_buffer_packets(&self, delay: Duration) -> usize {
+        let pps = self.max_bitrate as f64 / 8.0 / 1316.0;
+        ((delay.as_secs_f64() * pps * 2.0).ceil() as usize).max(self.queue_packets)
+    }
+
+    /// The memory that many packets take, in bytes.
+    pub fn time_buffer_bytes(&self, delay: Duration) -> u64 {
+        self.time_buffer_packets(delay) as u64 * HELD_PACKET_BYTES
+    }
 }
 
 impl Default for RouteSettings {
@@ -40,6 +60,7 @@ impl Default for RouteSettings {
             backoff: BackoffPolicy::default(),
             // About 1 s of a 20 Mbps stream in 1316-byte packets.
             queue_packets: 2048,
+            max_bitrate: 50_000_000,
         }
     }
 }
@@ -47,6 +68,8 @@ impl Default for RouteSettings {
 pub struct OutputSpec {
     pub name: String,
     pub endpoint: Arc<dyn TransportRelay>,
+    /// Each packet leaves at its source time + this (0: as soon as it arrives).
+    pub time_buffer: Duration,
 }
 
 pub struct RouteSpec {
@@ -130,8 +153,12 @@ impl Route {
                 output: o.name.clone(),
             });
             let shared = shared.clone();
+            let held = TimeBuffer::new(
+                o.time_buffer.as_micros() as i64,
+                spec.settings.time_buffer_packets(o.time_buffer),
+            );
             let handle = spawn(format!("out:{}", o.name), move || {
-                output::run(link, slot, status, lm, &shared)
+                output::run(link, slot, status, lm, held, &shared)
             })?;
             route.threads.push(handle);
         }

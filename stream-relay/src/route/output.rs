@@ -7,10 +7,13 @@ use super::meter::Meter;
 use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
+use crate::common::clock;
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::pipe::{DropReason, OutputSlot};
 use crate::relay::quantile::Window;
+use crate::relay::rebase::Rebase;
+use crate::relay::time_buffer::TimeBuffer;
 use crate::relay::{LinkError, OutputLink, SendOutcome};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ pub(super) fn run(
     slot: Arc<OutputSlot>,
     status: Arc<LinkStatus>,
     metrics: LinkMetrics,
+    time_buffer: TimeBuffer,
     shared: &Shared,
 ) {
     let span = tracing::info_span!("relay", route = %shared.name, side = "output", output = %slot.name(), uri = %status.uri);
@@ -39,6 +43,10 @@ pub(super) fn run(
         shared
             .metrics
             .drops(route, slot.name(), DropReason::SendBufferFull.as_label());
+    let timebuf_drops =
+        shared
+            .metrics
+            .drops(route, slot.name(), DropReason::TimeBufferFull.as_label());
     let mut drops = DropMirror {
         down: shared
             .metrics
@@ -48,9 +56,14 @@ pub(super) fn run(
             .drops(route, slot.name(), DropReason::QueueFull.as_label()),
         seen_down: 0,
         seen_full: 0,
+        incident: Incident::default(),
     };
     let mut transit = shared.metrics.transit(route, slot.name());
     let mut transit_window = Window::new(TRANSIT_WINDOW_TICKS);
+    let (hold_seconds, hold_packets) = shared.metrics.time_buffer(route, slot.name());
+    let mut held = time_buffer;
+    let mut rebase = Rebase::default();
+    let mut ready = Vec::with_capacity(256);
 
     let start = Instant::now();
     let mut backoff = Backoff::new(settings.backoff, seed(slot.name()) ^ seed(route));
@@ -75,10 +88,27 @@ pub(super) fn run(
                 connect::Step::Fatal => break,
             }
         } else {
-            slot.take(&mut batch, POLL);
+            // Wake for new packets, or when the time buffer's next packet is due.
+            let wait = held.next_due().map_or(POLL, |due| {
+                Duration::from_micros((due - clock::now_us()).max(0) as u64).min(POLL)
+            });
+            slot.take(&mut batch, wait);
+            let now_us = clock::now_us();
+            for mut packet in batch.drain(..) {
+                packet.src_time_us = if packet.src_time_us == 0 {
+                    now_us
+                } else {
+                    rebase.map(packet.epoch, packet.src_time_us, now_us)
+                };
+                if held.push(packet).is_some() {
+                    timebuf_drops.inc();
+                    drops.incident.dropped(DropReason::TimeBufferFull, 1);
+                }
+            }
+            held.pop_due(clock::now_us(), &mut ready);
             let mut lost: Option<LinkError> = None;
             let mut undelivered = 0u64;
-            for packet in batch.drain(..) {
+            for packet in ready.drain(..) {
                 if lost.is_some() {
                     undelivered += 1;
                     continue;
@@ -95,6 +125,7 @@ pub(super) fn run(
                     }
                     Ok(SendOutcome::Dropped) => {
                         sendbuf_drops.inc();
+                        drops.incident.dropped(DropReason::SendBufferFull, 1);
                     }
                     Err(e) => {
                         lost = Some(e);
@@ -107,6 +138,7 @@ pub(super) fn run(
                 lost = link.service().err();
             }
             if let Some(e) = lost {
+                undelivered += held.clear() as u64;
                 drops.down.inc_by(undelivered);
                 link.disconnect(&e.to_string());
                 up = false;
@@ -123,6 +155,9 @@ pub(super) fn run(
             drops.sync(&slot);
             let q = transit_window.tick(transit.buckets(), &[0.5, 0.99]);
             status.set_transit(q[0], q[1]);
+            let (packets, span_us) = held.fill();
+            hold_packets.set(packets as i64);
+            hold_seconds.set(span_us as f64 / 1e6);
         }
     }
 
@@ -139,21 +174,74 @@ pub(super) fn run(
 }
 
 /// Mirrors the Pipe's per-slot drop totals into Prometheus counters, which also take the
-/// drops this thread counts itself.
+/// drops this thread counts itself, and logs drops once per incident.
 struct DropMirror {
     down: Counter,
     full: Counter,
     seen_down: u64,
     seen_full: u64,
+    incident: Incident,
 }
 
 impl DropMirror {
+    /// Called once a second.
     fn sync(&mut self, slot: &OutputSlot) {
         let down = slot.dropped(DropReason::OutputDown);
         let full = slot.dropped(DropReason::QueueFull);
-        self.down.inc_by(down.saturating_sub(self.seen_down));
-        self.full.inc_by(full.saturating_sub(self.seen_full));
+        let new_down = down.saturating_sub(self.seen_down);
+        let new_full = full.saturating_sub(self.seen_full);
+        self.down.inc_by(new_down);
+        self.full.inc_by(new_full);
         self.seen_down = self.seen_down.max(down);
         self.seen_full = self.seen_full.max(full);
+        if new_down > 0 {
+            self.incident.dropped(DropReason::OutputDown, new_down);
+        }
+        if new_full > 0 {
+            self.incident.dropped(DropReason::QueueFull, new_full);
+        }
+        self.incident.tick();
+    }
+}
+
+/// Drops are logged when they start and when they stop, with the count in between: one
+/// incident, two lines, however many packets.
+#[derive(Default)]
+struct Incident {
+    active: bool,
+    reasons: Vec<&'static str>,
+    packets: u64,
+    quiet_ticks: u32,
+    saw_drop: bool,
+}
+
+impl Incident {
+    fn dropped(&mut self, reason: DropReason, packets: u64) {
+        let label = reason.as_label();
+        if !self.reasons.contains(&label) {
+            self.reasons.push(label);
+        }
+        if !self.active {
+            self.active = true;
+            self.packets = 0;
+            tracing::warn!(reason = label, "output dropping packets");
+        }
+        self.packets += packets;
+        self.saw_drop = true;
+    }
+
+    /// Once a second: three quiet seconds close the incident.
+    fn tick(&mut self) {
+        if std::mem::take(&mut self.saw_drop) {
+            self.quiet_ticks = 0;
+            return;
+        }
+        if self.active {
+            self.quiet_ticks += 1;
+            if self.quiet_ticks >= 3 {
+                tracing::info!(reasons = ?self.reasons, packets = self.packets, "output stopped dropping packets");
+                *self = Incident::default();
+            }
+        }
     }
 }

@@ -1,13 +1,11 @@
 //! Routes libsrt's own log messages into `tracing` (target `srt`), with secrets scrubbed.
 #![allow(unsafe_code)]
 
+use crate::common::metrics::CALLBACK_PANICS;
 use crate::common::redact;
 use srt_sys as sys;
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Log handler panics caught at the FFI boundary (should stay 0).
-pub static CALLBACK_PANICS: AtomicU64 = AtomicU64::new(0);
+use std::sync::atomic::Ordering;
 
 // syslog severities, as libsrt's logging API uses them.
 const LOG_ERR: c_int = 3;

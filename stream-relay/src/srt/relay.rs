@@ -467,6 +467,7 @@ impl InputLink for SrtInput {
                 undecrypted: s.rcv_undecrypt,
                 buffer_ms: Some(s.rcv_buf_ms),
                 latency_ms: Some(s.rcv_latency_ms),
+                ..LinkStats::default()
             },
             Err(_) => LinkStats::default(),
         }
@@ -634,6 +635,7 @@ impl OutputLink for SrtOutput {
                     undecrypted: 0,
                     buffer_ms: Some(s.snd_buf_ms),
                     latency_ms: Some(s.snd_latency_ms),
+                    ..LinkStats::default()
                 });
             }
         }

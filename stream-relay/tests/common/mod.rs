@@ -22,7 +22,7 @@ pub fn require(tool: &str) -> bool {
             eprintln!("skipping: {tool} not installed");
             return false;
         }
-        panic!("{tool} is not installed (apt-get install srt-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
+        panic!("{tool} is not installed (apt-get install srt-tools rist-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
     }
     true
 }
@@ -36,6 +36,29 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// An even port whose successor is free too: the RIST simple profile uses port + 1 for RTCP.
+pub fn free_even_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p.is_multiple_of(2) && p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// One of librist's tools (ristsender, ristreceiver), quiet.
+pub fn rist_tool(tool: &str, args: &[&str]) -> Proc {
+    Proc(
+        Command::new(tool)
+            .args(args)
+            .args(["-v", "3", "-S", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {tool}: {e}")),
+    )
 }
 
 pub struct Proc(pub Child);
@@ -209,6 +232,45 @@ pub fn send_udp(port: u16, first: u64, count: u64, mbps: f64) {
     }
 }
 
+/// Runs `send` while every sink collects on its own thread; returns what each got.
+pub fn collect_all<T>(sinks: &[&UdpSink], send: impl FnOnce() -> T) -> (Vec<Vec<Vec<u8>>>, T) {
+    std::thread::scope(|scope| {
+        let collectors: Vec<_> = sinks
+            .iter()
+            .map(|s| scope.spawn(|| s.collect(Duration::from_secs(5), Duration::from_millis(1500))))
+            .collect();
+        let sent = send();
+        (
+            collectors
+                .into_iter()
+                .map(|c| c.join().expect("collector thread"))
+                .collect(),
+            sent,
+        )
+    })
+}
+
+/// Exactly the `count` datagrams from `first` on, in order and byte for byte; sequence numbers
+/// outside that range (warm-up, tail) are ignored.
+pub fn assert_range_exact(what: &str, got: &[Vec<u8>], first: u64, count: u64) {
+    let fresh: Vec<&Vec<u8>> = got
+        .iter()
+        .filter(|d| d.len() >= 8 && (first..first + count).contains(&seq_of(d)))
+        .collect();
+    assert_eq!(
+        fresh.len() as u64,
+        count,
+        "{what}: packets out != packets in (first seq {first})"
+    );
+    for (i, d) in fresh.iter().enumerate() {
+        assert_eq!(
+            *d,
+            &datagram(first + i as u64),
+            "{what}: packet {i} differs or is out of order"
+        );
+    }
+}
+
 /// Collects datagrams on a UDP port until `quiet` passes without one.
 pub struct UdpSink {
     pub sock: UdpSocket,
@@ -232,6 +294,20 @@ impl UdpSink {
             let sent = send();
             (collector.join().expect("collector thread"), sent)
         })
+    }
+
+    /// Like `collect`, with each datagram's arrival time.
+    pub fn collect_timed(&self, first_wait: Duration, quiet: Duration) -> Vec<(Instant, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        self.sock
+            .set_read_timeout(Some(first_wait))
+            .expect("timeout");
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            out.push((Instant::now(), buf[..n].to_vec()));
+            self.sock.set_read_timeout(Some(quiet)).expect("timeout");
+        }
+        out
     }
 
     pub fn collect(&self, first_wait: Duration, quiet: Duration) -> Vec<Vec<u8>> {

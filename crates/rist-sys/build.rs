@@ -1,0 +1,63 @@
+//! Finds librist with pkg-config and generates its bindings with bindgen.
+
+use std::env;
+use std::path::PathBuf;
+
+const MIN_VERSION: &str = "0.2.7";
+
+fn main() {
+    println!("cargo:rerun-if-changed=wrapper.h");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    // APIs newer than Debian bookworm's 0.2.7 are gated behind this cfg.
+    println!("cargo:rustc-check-cfg=cfg(rist_0_2_8)");
+
+    let lib = match pkg_config::Config::new()
+        .atleast_version(MIN_VERSION)
+        .probe("librist")
+    {
+        Ok(lib) => lib,
+        Err(e) => panic!(
+            "\n\nrist-sys needs librist >= {MIN_VERSION}, found through pkg-config module `librist`.\n\
+             On Debian/Ubuntu: apt-get install librist-dev pkg-config\n\
+             If it is installed elsewhere, point PKG_CONFIG_PATH at its librist.pc.\n\
+             pkg-config said: {e}\n"
+        ),
+    };
+    if version_at_least(&lib.version, (0, 2, 8)) {
+        println!("cargo:rustc-cfg=rist_0_2_8");
+    }
+
+    let mut builder = bindgen::Builder::default()
+        .header("wrapper.h")
+        .allowlist_function("rist_.*")
+        .allowlist_function("librist_.*")
+        .allowlist_type("rist_.*")
+        .allowlist_type("librist_.*")
+        .allowlist_var("RIST_.*")
+        .allowlist_var("LIBRIST_.*")
+        .default_enum_style(bindgen::EnumVariation::Consts)
+        .prepend_enum_name(false)
+        .derive_default(true)
+        .layout_tests(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
+    for path in &lib.include_paths {
+        builder = builder.clang_arg(format!("-I{}", path.display()));
+    }
+    let bindings = builder
+        .generate()
+        .expect("bindgen failed on librist's headers (is libclang-dev installed?)");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("writing bindings.rs into OUT_DIR");
+}
+
+fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let v = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    v >= min
+}

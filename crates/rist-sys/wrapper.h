@@ -1,0 +1,2 @@
+#include <librist/librist.h>
+#include <librist/librist_srp.h>

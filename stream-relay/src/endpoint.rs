@@ -1,0 +1,126 @@
+//! One URI to a transport endpoint, whatever its scheme, plus the per-output options that are
+//! stream-relay's own rather than the protocol's (`time-buffer-ms`). The command line and,
+//! later, the configuration file both come through here.
+
+use crate::relay::TransportRelay;
+use crate::rist::uri::{Profile, RistEndpoint};
+use crate::srt::uri::SrtEndpoint;
+use crate::udp::uri::UdpEndpoint;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest time buffer: a broadcast delay of a minute is plenty.
+pub const MAX_TIME_BUFFER_MS: u64 = 60_000;
+
+/// The query key of an output's time buffer, named so that nobody takes it for librist's
+/// `buffer` or SRT's `latency`.
+pub const TIME_BUFFER_KEY: &str = "time-buffer-ms";
+
+pub struct Endpoint {
+    pub transport: Arc<dyn TransportRelay>,
+    pub time_buffer: Option<Duration>,
+}
+
+/// The scheme of `uri`, lower-cased (`srt`, `rist`, `udp`), if it has one.
+pub fn scheme(uri: &str) -> Option<String> {
+    uri.trim()
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+}
+
+pub fn parse(uri: &str, profile: Profile) -> Result<Endpoint, String> {
+    if uri.trim().is_empty() {
+        return Err("the URI is empty".into());
+    }
+    let (uri, time_buffer) = take_time_buffer(uri)?;
+    let transport: Arc<dyn TransportRelay> = match scheme(&uri).as_deref() {
+        Some("srt") => Arc::new(SrtEndpoint::parse(&uri).map_err(|e| e.to_string())?),
+        Some("rist") => Arc::new(RistEndpoint::parse(&uri, profile).map_err(|e| e.to_string())?),
+        Some("udp") => Arc::new(UdpEndpoint::parse(&uri).map_err(|e| e.to_string())?),
+        Some(other) => {
+            return Err(format!(
+                "unsupported scheme '{}': use srt://, rist:// or udp://",
+                other.chars().take(16).collect::<String>()
+            ))
+        }
+        None => return Err("missing scheme: expected srt://, rist:// or udp://".into()),
+    };
+    Ok(Endpoint {
+        transport,
+        time_buffer,
+    })
+}
+
+/// Takes `time-buffer-ms=N` out of the query, leaving the rest for the protocol's parser.
+fn take_time_buffer(uri: &str) -> Result<(String, Option<Duration>), String> {
+    let Some((base, query)) = uri.split_once('?') else {
+        return Ok((uri.to_owned(), None));
+    };
+    let mut kept = Vec::new();
+    let mut found = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case(TIME_BUFFER_KEY) => {
+                if found.is_some() {
+                    return Err(format!(
+                        "parameter '{TIME_BUFFER_KEY}' is given more than once"
+                    ));
+                }
+                let ms: u64 = v.trim().parse().map_err(|_| {
+                    format!(
+                        "invalid value for '{TIME_BUFFER_KEY}': '{}' is not a whole number of milliseconds",
+                        v.chars().take(16).collect::<String>()
+                    )
+                })?;
+                if ms > MAX_TIME_BUFFER_MS {
+                    return Err(format!(
+                        "invalid value for '{TIME_BUFFER_KEY}': {ms} is above {MAX_TIME_BUFFER_MS}"
+                    ));
+                }
+                found = Some(Duration::from_millis(ms));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((rest, found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scheme_and_the_time_buffer() {
+        let e = parse(
+            "udp://127.0.0.1:5000?ttl=2&time-buffer-ms=500",
+            Profile::Main,
+        )
+        .expect("valid");
+        assert_eq!(e.transport.transport(), "udp");
+        assert_eq!(e.time_buffer, Some(Duration::from_millis(500)));
+        assert_eq!(e.transport.to_string(), "udp://127.0.0.1:5000?ttl=2");
+        let s = parse("srt://:9000?time-buffer-ms=0", Profile::Main).expect("valid");
+        assert_eq!(s.transport.transport(), "srt");
+        assert_eq!(s.time_buffer, Some(Duration::ZERO));
+        assert_eq!(
+            parse("rist://@0.0.0.0:8000", Profile::Main)
+                .expect("valid")
+                .transport
+                .transport(),
+            "rist"
+        );
+        assert!(parse("udp://1.2.3.4:5?time-buffer-ms=x", Profile::Main).is_err());
+        assert!(parse("udp://1.2.3.4:5?time-buffer-ms=999999", Profile::Main).is_err());
+        assert!(parse("http://x:1", Profile::Main)
+            .err()
+            .is_some_and(|e| e.contains("unsupported scheme")));
+        assert!(parse("x", Profile::Main)
+            .err()
+            .is_some_and(|e| e.contains("missing scheme")));
+    }
+}

@@ -1,0 +1,425 @@
+//! The RIST adapter: `RistEndpoint` implements `TransportRelay`, and the links below turn
+//! librist contexts into the relay core's Reader/Writer traits. No `unsafe` here.
+//!
+//! RIST is connectionless underneath: a sender sends whether or not a receiver listens, and a
+//! receiver takes whatever flow arrives. So "connected" is what we observe: an input is
+//! connected while a flow delivers data; an output counts a peer while the receiver answers
+//! (RTCP), which librist 0.2.7 reports reliably only through statistics for callers.
+
+use super::callback::{PeerStatus, StatusEvent};
+use super::config::PeerConfig;
+use super::context::{Context, Peer, Role};
+use super::uri::{Profile, RistEndpoint};
+use crate::common::clock;
+use crate::relay::link::LinkEvent;
+use crate::relay::source_lock::{SourceLock, Verdict};
+use crate::relay::{
+    InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
+};
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::net::{ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// Blocks read per `recv` before returning to the route loop.
+const MAX_BATCH: usize = 256;
+/// A second flow takes over an input only once the current one has been silent this long, so
+/// two senders on one port cannot interleave their packets into one corrupt stream.
+const FLOW_TAKEOVER: Duration = Duration::from_millis(300);
+/// An output peer that has sent no RTCP for this long is counted as gone. librist's receivers
+/// report at least every keepalive interval (1 s by default) and stats come once a second.
+const PEER_SILENCE: Duration = Duration::from_millis(3500);
+
+impl TransportRelay for RistEndpoint {
+    fn transport(&self) -> &'static str {
+        "rist"
+    }
+
+    fn open_input(&self) -> Result<Box<dyn InputLink>, LinkError> {
+        Ok(Box::new(RistInput::open(self.clone())?))
+    }
+
+    fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
+        Ok(Box::new(RistOutput::open(self.clone())?))
+    }
+}
+
+/// Builds and starts a context with one peer for `ep`.
+fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer), LinkError> {
+    let fatal = |what: &str, e: super::Error| LinkError::Fatal(format!("{what} {ep}: {e}"));
+    if ep.listen {
+        check_ports_free(ep)?;
+    }
+    let config = PeerConfig::parse(&ep.librist_url(role == Role::Receiver))
+        .map_err(|e| fatal("librist cannot read", e))?;
+    let mut ctx =
+        Context::new(role, ep.profile).map_err(|e| fatal("cannot create a context for", e))?;
+    let peer = ctx
+        .add_peer(config)
+        .map_err(|e| fatal("cannot create the peer for", e))?;
+    if let Some((user, pass)) = &ep.srp {
+        ctx.enable_srp(&peer, user, pass.expose())
+            .map_err(|e| fatal("cannot enable SRP authentication for", e))?;
+    }
+    ctx.start().map_err(|e| fatal("cannot start", e))?;
+    Ok((ctx, peer))
+}
+
+/// librist binds listening peers inside `rist_peer_create`, and 0.2.7's receiver can crash
+/// when the simple profile's RTCP port (port + 1) is taken. Check both ourselves first, so a
+/// busy port is a clear error instead.
+fn check_ports_free(ep: &RistEndpoint) -> Result<(), LinkError> {
+    let mut ports = vec![ep.port];
+    if ep.profile == Profile::Simple {
+        ports.push(ep.port.checked_add(1).ok_or_else(|| {
+            LinkError::Fatal(format!(
+                "{ep}: the simple profile needs port + 1 for RTCP; 65535 has none"
+            ))
+        })?);
+    }
+    for port in ports {
+        let addrs = (ep.host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| LinkError::Fatal(format!("cannot resolve '{}': {e}", ep.host)))?;
+        for addr in addrs {
+            if let Err(e) = UdpSocket::bind(addr) {
+                let rtcp = if port != ep.port {
+                    " (the simple profile's RTCP port, port + 1)"
+                } else {
+                    ""
+                };
+                return Err(LinkError::Fatal(format!(
+                    "cannot listen on {addr}{rtcp} for {ep}: {e} (is another program using the port?)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn log_status(events: &[StatusEvent], side: &str) {
+    for e in events {
+        tracing::debug!(side, peer = e.peer, status = ?e.status, "librist peer status");
+    }
+}
+
+pub struct RistInput {
+    ep: RistEndpoint,
+    ctx: Context,
+    _peer: Peer,
+    /// The flow we relay, once one delivers.
+    source: SourceLock<u32>,
+    connected: bool,
+    pending: Vec<Packet>,
+    events: Vec<LinkEvent>,
+    status: Vec<StatusEvent>,
+}
+
+impl RistInput {
+    fn open(ep: RistEndpoint) -> Result<RistInput, LinkError> {
+        let (ctx, peer) = open_context(&ep, Role::Receiver)?;
+        tracing::info!(uri = %ep, profile = %ep.profile, buffer_ms = ep.input_buffer_ms(), encrypted = ep.encrypted, "RIST input ready");
+        Ok(RistInput {
+            ep,
+            ctx,
+            _peer: peer,
+            source: SourceLock::new(FLOW_TAKEOVER),
+            connected: false,
+            pending: Vec::new(),
+            events: Vec::new(),
+            status: Vec::new(),
+        })
+    }
+
+    /// Reads what librist has (waiting up to `timeout` for the first block) into `out`.
+    fn read(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
+        let mut wait = timeout.as_millis().min(i32::MAX as u128) as i32;
+        for _ in 0..MAX_BATCH {
+            let block = match self.ctx.read(wait) {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => return Err(LinkError::Lost(format!("reading from {}: {e}", self.ep))),
+            };
+            wait = 0;
+            let now = Instant::now();
+            let flow = block.flow_id();
+            match self.source.offer(&flow, now) {
+                Verdict::Current => {}
+                Verdict::First => self.events.push(LinkEvent::Connected {
+                    peer: format!("flow {flow}"),
+                }),
+                Verdict::Replaced(old) => {
+                    self.events.push(LinkEvent::Disconnected {
+                        peer: format!("flow {old}"),
+                        reason: format!("replaced by flow {flow}"),
+                    });
+                    self.events.push(LinkEvent::Connected {
+                        peer: format!("flow {flow}"),
+                    });
+                }
+                Verdict::Ignored => {
+                    let n = self.source.ignored();
+                    if n == 1 || n.is_multiple_of(1000) {
+                        tracing::warn!(flow, dropped = n, "a second RIST flow arrives while the current one is alive; ignoring it");
+                    }
+                    continue;
+                }
+            }
+            self.connected = true;
+            out.push(Packet::new(
+                Bytes::copy_from_slice(block.payload()),
+                clock::src_time_from_ntp(block.ts_ntp()),
+                now,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl InputLink for RistInput {
+    fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        let mut got = std::mem::take(&mut self.pending);
+        let result = self.read(&mut got, timeout);
+        self.pending = got;
+        result?;
+        Ok(self.connected)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    fn recv(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
+        let had = !self.pending.is_empty();
+        out.append(&mut self.pending);
+        self.read(out, if had { Duration::ZERO } else { timeout })
+    }
+
+    fn disconnect(&mut self, reason: &str) {
+        if self.connected {
+            if let Some(flow) = self.source.current() {
+                self.events.push(LinkEvent::Disconnected {
+                    peer: format!("flow {flow}"),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+        // librist keeps listening (or calling); the next flow to deliver becomes current.
+        self.connected = false;
+        self.source.reset();
+        self.pending.clear();
+    }
+
+    fn stats(&mut self) -> LinkStats {
+        let t = self.ctx.shared().take_receiver();
+        if t.implausible_lost > 0 {
+            tracing::debug!(
+                intervals = t.implausible_lost,
+                "ignored librist's impossible loss figure (16-bit wrap)"
+            );
+        }
+        let buffer = f64::from(self.ep.input_buffer_ms());
+        LinkStats {
+            rtt_ms: t.rtt_ms,
+            lost: t.lost,
+            loss_detected: t.missing,
+            retransmitted: t.recovered,
+            undecrypted: 0,
+            buffer_ms: Some(buffer),
+            latency_ms: Some(buffer),
+            reordered: t.reordered,
+            quality_pct: t.quality,
+        }
+    }
+
+    fn backs_off(&self) -> bool {
+        // librist listens or keeps calling by itself; we only watch for data.
+        false
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
+        self.ctx.shared().drain_events(&mut self.status);
+        log_status(&self.status, "input");
+        self.status.clear();
+        out.append(&mut self.events);
+    }
+}
+
+pub struct RistOutput {
+    ep: RistEndpoint,
+    ctx: Context,
+    _peer: Peer,
+    virt_dst_port: u16,
+    /// Peers that called us and have not timed out (listening outputs).
+    clients: HashSet<usize>,
+    /// A called receiver answering (calling outputs).
+    answered: bool,
+    last_feedback: Option<Instant>,
+    events: Vec<LinkEvent>,
+    status: Vec<StatusEvent>,
+    write_errors: u64,
+}
+
+impl RistOutput {
+    fn open(ep: RistEndpoint) -> Result<RistOutput, LinkError> {
+        if ep.listen && ep.profile == Profile::Simple {
+            // 0.2.7 binds the same port twice instead of port + 1 for a listening simple-profile
+            // sender; RTCP would never arrive.
+            return Err(LinkError::Fatal(format!(
+                "{ep}: a listening output needs the main profile (librist 0.2.7 cannot listen as a simple-profile sender); use --profile main or let the receiver listen"
+            )));
+        }
+        let virt_dst_port = PeerConfig::parse(&ep.librist_url(false))
+            .map(|c| c.virt_dst_port())
+            .unwrap_or(rist_default_virt_dst_port());
+        let (ctx, peer) = open_context(&ep, Role::Sender)?;
+        tracing::info!(uri = %ep, profile = %ep.profile, encrypted = ep.encrypted, "RIST output ready");
+        Ok(RistOutput {
+            ep,
+            ctx,
+            _peer: peer,
+            virt_dst_port,
+            clients: HashSet::new(),
+            answered: false,
+            last_feedback: None,
+            events: Vec::new(),
+            status: Vec::new(),
+            write_errors: 0,
+        })
+    }
+
+    fn update_peers(&mut self) {
+        self.ctx.shared().drain_events(&mut self.status);
+        log_status(&self.status, "output");
+        for e in self.status.drain(..) {
+            if !self.ep.listen {
+                // A caller's peer reports ESTABLISHED once and never again in 0.2.7: its
+                // receiver's presence is read from the statistics below instead.
+                continue;
+            }
+            // A listening sender's receivers appear as child peers: ESTABLISHED on their
+            // first RTCP, TIMED_OUT when librist removes them (about 5 s after they go
+            // silent). 0.2.7 never emits the CLIENT_* statuses on a sender.
+            match e.status {
+                PeerStatus::Established | PeerStatus::ClientConnected => {
+                    if self.clients.insert(e.peer) {
+                        self.events.push(LinkEvent::Connected {
+                            peer: format!("receiver #{}", self.clients.len()),
+                        });
+                    }
+                }
+                PeerStatus::TimedOut | PeerStatus::ClientTimedOut => {
+                    if self.clients.remove(&e.peer) {
+                        self.events.push(LinkEvent::Disconnected {
+                            peer: "receiver".into(),
+                            reason: "session timed out".into(),
+                        });
+                    }
+                }
+            }
+        }
+        if !self.ep.listen {
+            if let Some(at) = self.ctx.shared().last_feedback() {
+                self.last_feedback = Some(at);
+            }
+            let alive = self
+                .last_feedback
+                .is_some_and(|t| t.elapsed() < PEER_SILENCE);
+            if alive != self.answered {
+                self.answered = alive;
+                let peer = format!("{}:{}", self.ep.host, self.ep.port);
+                self.events.push(if alive {
+                    LinkEvent::Connected { peer }
+                } else {
+                    LinkEvent::Disconnected {
+                        peer,
+                        reason: format!(
+                            "no answer from the receiver for {} ms",
+                            PEER_SILENCE.as_millis()
+                        ),
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn rist_default_virt_dst_port() -> u16 {
+    1968
+}
+
+impl OutputLink for RistOutput {
+    fn connect(&mut self, _timeout: Duration) -> Result<bool, LinkError> {
+        // A RIST sender sends from the start and a receiver joins the flow whenever it comes:
+        // the output is up as soon as librist runs. Peers are counted separately.
+        self.update_peers();
+        Ok(true)
+    }
+
+    fn peers(&self) -> usize {
+        self.clients.len() + usize::from(self.answered)
+    }
+
+    fn service(&mut self) -> Result<(), LinkError> {
+        self.update_peers();
+        Ok(())
+    }
+
+    fn send(&mut self, packet: &Packet) -> Result<SendOutcome, LinkError> {
+        match self.ctx.write(
+            &packet.payload,
+            clock::ntp_from_src_time(packet.src_time_us),
+            self.virt_dst_port,
+        ) {
+            Ok(_) => Ok(SendOutcome::Sent),
+            Err(e) => {
+                self.write_errors += 1;
+                if self.write_errors == 1 || self.write_errors.is_multiple_of(1000) {
+                    tracing::warn!(error = %e, count = self.write_errors, "librist refused a packet");
+                }
+                Ok(SendOutcome::Dropped)
+            }
+        }
+    }
+
+    fn disconnect(&mut self, _reason: &str) {
+        // Nothing to tear down: librist's session handling owns the connection. Peers are
+        // reported gone when the route stops.
+        self.update_peers();
+        for _ in self.clients.drain() {
+            self.events.push(LinkEvent::Disconnected {
+                peer: "receiver".into(),
+                reason: "relay stopping".into(),
+            });
+        }
+        if std::mem::take(&mut self.answered) {
+            self.events.push(LinkEvent::Disconnected {
+                peer: format!("{}:{}", self.ep.host, self.ep.port),
+                reason: "relay stopping".into(),
+            });
+        }
+    }
+
+    fn stats(&mut self) -> LinkStats {
+        let t = self.ctx.shared().take_sender();
+        LinkStats {
+            rtt_ms: t.rtt_ms,
+            lost: 0,
+            loss_detected: 0,
+            retransmitted: t.retransmitted,
+            undecrypted: 0,
+            buffer_ms: None,
+            latency_ms: None,
+            reordered: 0,
+            quality_pct: t.quality,
+        }
+    }
+
+    fn backs_off(&self) -> bool {
+        false
+    }
+
+    fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
+        out.append(&mut self.events);
+    }
+}
