@@ -49,8 +49,10 @@ impl InputLink for FakeInput {
                 self.next += 1;
             }
         }
-        // Roughly 8 packets per 0.5 ms, fast enough to overrun a stalled output's queue.
-        std::thread::sleep(Duration::from_micros(500));
+        // Roughly 8 packets per 2 ms: fast enough to overrun a stalled output's queue of 64,
+        // slow enough that a healthy output on a busy 2-core machine (a 16 ms scheduling
+        // hiccup) keeps up. At 0.5 ms the fast output sometimes overflowed too.
+        std::thread::sleep(Duration::from_millis(2));
         Ok(())
     }
     fn disconnect(&mut self, reason: &str) {
@@ -173,6 +175,16 @@ fn threads() -> usize {
         .unwrap_or(0)
 }
 
+/// Releases a stalled fake output when the test ends, also on a failed assertion: otherwise
+/// the route's Drop would wait forever for the output thread stuck in `send`.
+struct Unstall(Arc<Sink>);
+
+impl Drop for Unstall {
+    fn drop(&mut self) {
+        self.0.stalled.store(false, Ordering::Relaxed);
+    }
+}
+
 fn wait_for(cond: impl Fn() -> bool, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -223,6 +235,7 @@ fn a_stalled_output_costs_its_siblings_nothing_and_is_bounded() {
     stalled.stalled.store(true, Ordering::Relaxed);
     // Outputs connect at once; give them a moment before the input floods.
     let (route, metrics) = route(4000, &[fast.clone(), stalled.clone()], 64);
+    let _unstall = Unstall(stalled.clone());
     assert!(
         wait_for(
             || fast.received.lock().expect("lock").len() == 4000,
@@ -291,6 +304,7 @@ fn health_shows_transit_once_packets_flow() {
     let sink = Arc::new(Sink::default());
     sink.stalled.store(true, Ordering::Relaxed);
     let (route, _metrics) = route(2000, std::slice::from_ref(&sink), 4096);
+    let _unstall = Unstall(sink.clone());
     // Nothing delivered yet: no transit figure rather than a made-up one.
     std::thread::sleep(Duration::from_millis(1200));
     let snap = route.snapshot();
