@@ -15,7 +15,8 @@ pub const RIST_BUFFER_MS: u32 = 200;
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
     Srt,
-    /// RIST simple profile (RTP on P, RTCP on P+1): what rist2rist's input speaks.
+    /// RIST simple profile (RTP on P, RTCP on P+1) on hop 1: what rist2rist's input speaks
+    /// (its output speaks main, so the last edge does too when rist2rist is in the chain).
     RistSimple,
     /// RIST main profile (one GRE port).
     RistMain,
@@ -189,7 +190,12 @@ pub fn start(
             "ristreceiver",
             &[
                 s("-p"),
-                s(if pair { "0" } else { "1" }),
+                // rist2rist takes the simple profile in but sends the main profile out.
+                s(if pair && relay != Some(RelayKind::Rist2rist) {
+                    "0"
+                } else {
+                    "1"
+                }),
                 s("-S"),
                 s("0"),
                 s("-v"),
@@ -280,7 +286,9 @@ pub fn start(
             "edge-in",
             "srt-live-transmit",
             &[
-                format!("udp://:{input_port}"),
+                // A 4 MB socket buffer, so a busy machine does not make the first edge drop
+                // the source's datagrams before the chain under test sees them.
+                format!("udp://:{input_port}?rcvbuf=4194304"),
                 format!("srt://127.0.0.1:{hop_port}?latency={lat}"),
             ],
             logs,

@@ -38,7 +38,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "clean,impaired")]
     conditions: Vec<Condition>,
     /// Measurement window per run, seconds (after the first second of flow).
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 5.0)]
     duration: f64,
     /// Throughput ceiling steps in Mbps (stops at the first step with loss).
     #[arg(long, value_delimiter = ',', default_value = "10,50,100,200,400")]
@@ -96,6 +96,11 @@ struct Run {
     /// stream-relay only: /health response time while relaying, ms.
     health_p50_ms: Option<f64>,
     health_p99_ms: Option<f64>,
+    /// stream-relay only, whole run: packets its input gave up on (hop 1 not recovered in
+    /// time), its outputs' libsrt/librist dropped, and it dropped itself (queues).
+    relay_input_lost: Option<f64>,
+    relay_output_lost: Option<f64>,
+    relay_dropped: Option<f64>,
     error: Option<String>,
 }
 
@@ -333,6 +338,9 @@ fn measure(
         peak_rss_mb: None,
         health_p50_ms: None,
         health_p99_ms: None,
+        relay_input_lost: None,
+        relay_output_lost: None,
+        relay_dropped: None,
         error: None,
     };
     if let Err(e) = measure_into(o, family, relay, mbps, window, &mut run) {
@@ -407,6 +415,20 @@ fn measure_into(
     let sent = source.stop();
     // Let retransmissions and the receivers' buffers drain.
     std::thread::sleep(Duration::from_millis(1500));
+    if let Some(http) = chain.http_port {
+        // After a statistics tick, so the counters include the end of the window.
+        if let Some((_, m)) = procs::http_get(http, "/metrics", Duration::from_secs(1)) {
+            run.relay_input_lost = Some(procs::metric_sum(
+                &m,
+                "relay_packets_lost_total{route=\"main\",side=\"input\"",
+            ));
+            run.relay_output_lost = Some(procs::metric_sum(
+                &m,
+                "relay_packets_lost_total{route=\"main\",side=\"output\"",
+            ));
+            run.relay_dropped = Some(procs::metric_sum(&m, "relay_packets_dropped_total"));
+        }
+    }
     let invalid = sink.invalid.load(std::sync::atomic::Ordering::Relaxed);
     let arrivals = sink.stop();
     chain.stop();
@@ -492,7 +514,7 @@ fn print_run(r: &Run) {
             r.relay_label, r.condition, r.mbps
         ),
         None => eprintln!(
-            "  {:<34} {:>8?} {:>5} Mbps  e2e p50 {:7.2} p99 {:7.2} max {:7.2} ms  lost {:>5}/{:<6} reord {:>4}  cpu {:>6}%  rss {:>6} MB",
+            "  {:<34} {:>8?} {:>5} Mbps  e2e p50 {:7.2} p99 {:7.2} max {:7.2} ms  lost {:>5}/{:<6} reord {:>4}  cpu {:>6}%  rss {:>6} MB{}",
             r.relay_label,
             r.condition,
             r.mbps,
@@ -504,6 +526,11 @@ fn print_run(r: &Run) {
             r.flow.reordered,
             opt(r.cpu_pct, 1),
             opt(r.peak_rss_mb, 1),
+            match (r.relay_input_lost, r.relay_output_lost, r.relay_dropped) {
+                (Some(i), Some(o), Some(d)) =>
+                    format!("  relay counters: input lost {i} output lost {o} dropped {d}"),
+                _ => String::new(),
+            },
         ),
     }
 }

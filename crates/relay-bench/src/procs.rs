@@ -118,6 +118,11 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
 
 /// `GET path` over HTTP/1.1; the status code, or None if nothing answered.
 pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+    http_get(port, path, timeout).map(|(code, _)| code)
+}
+
+/// `GET path` over HTTP/1.1; the status code and the body.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_nodelay(true).ok()?;
@@ -129,7 +134,18 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     let mut body = Vec::new();
     s.read_to_end(&mut body).ok()?;
     let text = String::from_utf8_lossy(&body);
-    text.split_whitespace().nth(1)?.parse().ok()
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_owned()))
+}
+
+/// Sum of every sample of a Prometheus metric whose series starts with `prefix` (name and,
+/// optionally, the start of its labels).
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Finds a program: the path given, else next to this binary (cargo puts stream-relay
