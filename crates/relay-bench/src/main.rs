@@ -64,7 +64,11 @@ struct Cli {
     /// Impaired hop 1: delay jitter (±), ms.
     #[arg(long, default_value_t = 5.0)]
     jitter_ms: f64,
-    /// Seed of the impairment proxy.
+    /// Repeat each latency measurement (baseline and relays, interleaved) this many times;
+    /// the table shows medians and total losses.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Seed of the impairment proxy (repetition n uses seed + n).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write the full report as JSON here.
@@ -109,6 +113,8 @@ struct Added {
     relay: &'static str,
     condition: Condition,
     mbps: f64,
+    /// Repetitions aggregated: figures are medians, losses are totals over all of them.
+    reps: usize,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
@@ -184,39 +190,51 @@ fn main() -> Result<()> {
     let window = Duration::from_secs_f64(cli.duration);
     for &cond in &cli.conditions {
         for &mbps in &cli.bitrates {
-            for &family in &families {
-                let o = chains::Options {
-                    stream_relay: &stream_relay,
-                    logdir: &logdir,
-                    impaired: cond == Condition::Impaired,
-                    hop,
-                    seed: cli.seed,
-                };
-                let base = measure(&o, family, None, mbps, window, cond);
-                print_run(&base);
-                for &r in relays.iter().filter(|r| r.family() == family) {
-                    let run = measure(&o, family, Some(r), mbps, window, cond);
-                    print_run(&run);
-                    if run.error.is_none() && base.error.is_none() {
-                        added.push(Added {
-                            relay: r.label(),
-                            condition: cond,
-                            mbps,
-                            p50_ms: run.flow.p50_ms - base.flow.p50_ms,
-                            p99_ms: run.flow.p99_ms - base.flow.p99_ms,
-                            max_ms: run.flow.max_ms - base.flow.max_ms,
-                            lost: run.flow.lost,
-                            baseline_lost: base.flow.lost,
-                            reordered: run.flow.reordered,
-                            cpu_pct: run.cpu_pct,
-                            peak_rss_mb: run.peak_rss_mb,
-                            health_p50_ms: run.health_p50_ms,
-                            health_p99_ms: run.health_p99_ms,
-                        });
+            let mut samples: Vec<Added> = Vec::new();
+            // Repetitions interleave baseline and relays again, each with its own seed, so a
+            // burst of load from elsewhere on the machine spoils one sample, not the figure.
+            for rep in 0..cli.repeat.max(1) {
+                for &family in &families {
+                    let o = chains::Options {
+                        stream_relay: &stream_relay,
+                        logdir: &logdir,
+                        impaired: cond == Condition::Impaired,
+                        hop,
+                        seed: cli.seed + rep as u64,
+                    };
+                    let base = measure(&o, family, None, mbps, window, cond);
+                    print_run(&base);
+                    for &r in relays.iter().filter(|r| r.family() == family) {
+                        let run = measure(&o, family, Some(r), mbps, window, cond);
+                        print_run(&run);
+                        if run.error.is_none() && base.error.is_none() {
+                            samples.push(Added {
+                                relay: r.label(),
+                                condition: cond,
+                                mbps,
+                                reps: 1,
+                                p50_ms: run.flow.p50_ms - base.flow.p50_ms,
+                                p99_ms: run.flow.p99_ms - base.flow.p99_ms,
+                                max_ms: run.flow.max_ms - base.flow.max_ms,
+                                lost: run.flow.lost,
+                                baseline_lost: base.flow.lost,
+                                reordered: run.flow.reordered,
+                                cpu_pct: run.cpu_pct,
+                                peak_rss_mb: run.peak_rss_mb,
+                                health_p50_ms: run.health_p50_ms,
+                                health_p99_ms: run.health_p99_ms,
+                            });
+                        }
+                        runs.push(run);
                     }
-                    runs.push(run);
+                    runs.push(base);
                 }
-                runs.push(base);
+            }
+            for &r in &relays {
+                let of: Vec<&Added> = samples.iter().filter(|a| a.relay == r.label()).collect();
+                if let Some(a) = median_of(&of) {
+                    added.push(a);
+                }
             }
         }
     }
@@ -289,6 +307,38 @@ fn main() -> Result<()> {
         eprintln!("JSON written to {}", path.display());
     }
     Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// One row from several repetitions of a relay's measurement.
+fn median_of(samples: &[&Added]) -> Option<Added> {
+    let first = samples.first()?;
+    let m = |f: fn(&Added) -> f64| median(samples.iter().map(|a| f(a)).collect());
+    let mo = |f: fn(&Added) -> Option<f64>| median(samples.iter().filter_map(|a| f(a)).collect());
+    Some(Added {
+        relay: first.relay,
+        condition: first.condition,
+        mbps: first.mbps,
+        reps: samples.len(),
+        p50_ms: m(|a| a.p50_ms).unwrap_or(f64::NAN),
+        p99_ms: m(|a| a.p99_ms).unwrap_or(f64::NAN),
+        max_ms: m(|a| a.max_ms).unwrap_or(f64::NAN),
+        lost: samples.iter().map(|a| a.lost).sum(),
+        baseline_lost: samples.iter().map(|a| a.baseline_lost).sum(),
+        reordered: samples.iter().map(|a| a.reordered).sum(),
+        cpu_pct: mo(|a| a.cpu_pct),
+        peak_rss_mb: mo(|a| a.peak_rss_mb),
+        health_p50_ms: mo(|a| a.health_p50_ms),
+        health_p99_ms: mo(|a| a.health_p99_ms),
+    })
 }
 
 fn baseline_label(f: Family) -> &'static str {
@@ -541,14 +591,15 @@ fn print_report(rep: &Report) {
         "SRT latency {} ms on every hop; RIST buffer {} ms; window {} s per run after the first second",
         rep.srt_latency_ms, rep.rist_buffer_ms, rep.duration_s
     );
-    println!("\n| relay | condition | Mbps | added p50 ms | added p99 ms | added max ms | lost after 1 s (baseline) | relay CPU % | peak RSS MB |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("\n| relay | condition | Mbps | runs | added p50 ms | added p99 ms | added max ms | lost after 1 s (baseline) | relay CPU % | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for a in &rep.added {
         println!(
-            "| {} | {:?} | {} | {:+.1} | {:+.1} | {:+.1} | {} ({}) | {} | {} |",
+            "| {} | {:?} | {} | {} | {:+.1} | {:+.1} | {:+.1} | {} ({}) | {} | {} |",
             a.relay,
             a.condition,
             a.mbps,
+            a.reps,
             a.p50_ms,
             a.p99_ms,
             a.max_ms,
