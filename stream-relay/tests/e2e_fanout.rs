@@ -263,6 +263,14 @@ fn a_dead_and_a_stalled_output_cost_the_healthy_ones_nothing() {
         "the dead output's drops must be counted: {down}"
     );
     assert_eq!(metric_value(&m, &peers_out(3)), 0.0);
+    let (_, health) = http_get(relay.http, "/health").expect("health");
+    let h: serde_json::Value = serde_json::from_str(&health).expect("json");
+    let outs = &h["routes"][0]["outputs"];
+    assert_eq!(outs[1]["state"], "connected", "{health}");
+    assert!(
+        ["connecting", "waiting"].contains(&outs[2]["state"].as_str().unwrap_or("")),
+        "{health}"
+    );
     // One warning per incident, not one per packet.
     let warnings = relay
         .logs()
@@ -279,7 +287,7 @@ fn a_dead_and_a_stalled_output_cost_the_healthy_ones_nothing() {
 fn a_time_buffer_delays_and_paces_one_output_only() {
     let relay_in = free_port();
     let (direct, delayed) = (UdpSink::new(), UdpSink::new());
-    let _relay = Relay::start(&[
+    let relay = Relay::start(&[
         "udp",
         "-i",
         &format!("udp://127.0.0.1:{relay_in}"),
@@ -299,6 +307,12 @@ fn a_time_buffer_delays_and_paces_one_output_only() {
         ([a.join().expect("direct"), b.join().expect("delayed")], ())
     });
     let [a, b] = got;
+    let (_, health) = http_get(relay.http, "/health").expect("health");
+    let h: serde_json::Value = serde_json::from_str(&health).expect("json");
+    let outs = &h["routes"][0]["outputs"];
+    assert_eq!(outs[1]["time_buffer_ms"], 500, "{health}");
+    assert_eq!(outs[0]["time_buffer_ms"], 0, "{health}");
+    assert_eq!(outs[1]["transport"], "udp", "{health}");
     assert_eq!(a.len() as u64, count);
     assert_eq!(b.len() as u64, count);
     // Delay of each packet on the delayed output against the direct one, and the spacing of

@@ -135,11 +135,10 @@ impl Route {
         for (o, link) in outputs {
             let slot = OutputSlot::new(o.name.clone(), spec.settings.queue_packets);
             pipe.attach(slot.clone());
-            let status = Arc::new(LinkStatus::new(
-                &o.name,
-                o.endpoint.to_string(),
-                o.endpoint.transport(),
-            ));
+            let mut status =
+                LinkStatus::new(&o.name, o.endpoint.to_string(), o.endpoint.transport());
+            status.time_buffer_ms = Some(o.time_buffer.as_millis() as u64);
+            let status = Arc::new(status);
             route.output_status.push(status.clone());
             let lm = metrics.link(LinkLabels {
                 route: spec.name.clone(),
