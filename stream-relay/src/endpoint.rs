@@ -32,17 +32,21 @@ pub fn parse(uri: &str, profile: Profile) -> Result<Endpoint, String> {
     if uri.trim().is_empty() {
         return Err("the URI is empty".into());
     }
+    if uri.chars().any(char::is_control) {
+        return Err("the URI contains a NUL byte or a control character".into());
+    }
     let (uri, time_buffer) = take_time_buffer(uri)?;
     let transport: Arc<dyn TransportRelay> = match scheme(&uri).as_deref() {
         Some("srt") => Arc::new(SrtEndpoint::parse(&uri).map_err(|e| e.to_string())?),
         Some("rist") => Arc::new(RistEndpoint::parse(&uri, profile).map_err(|e| e.to_string())?),
         Some("udp") => Arc::new(UdpEndpoint::parse(&uri).map_err(|e| e.to_string())?),
-        Some(other) => {
+        Some(other) if other.chars().all(|c| c.is_ascii_alphanumeric()) => {
             return Err(format!(
                 "unsupported scheme '{}': use srt://, rist:// or udp://",
                 other.chars().take(16).collect::<String>()
             ))
         }
+        Some(_) => return Err("unsupported scheme: use srt://, rist:// or udp://".into()),
         None => return Err("missing scheme: expected srt://, rist:// or udp://".into()),
     };
     Ok(Endpoint {
