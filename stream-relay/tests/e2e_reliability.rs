@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 const OUT: &str = r#"relay_packets_total{route="main",side="output",output="out1"}"#;
 const PEERS_IN: &str = r#"relay_peers{route="main",side="input",output=""}"#;
-const PEERS_OUT: &str = r#"relay_peers{route="main",side="output",output="out1"}"#;
 const RECONNECT_IN: &str = r#"relay_reconnects_total{route="main",side="input",output=""}"#;
 
 fn fds(pid: u32) -> usize {
