@@ -55,6 +55,25 @@ pub fn parse(uri: &str, profile: Profile) -> Result<Endpoint, String> {
     })
 }
 
+/// A bitrate in bits/s: `50M`, `800k`, `1.5G`, `20000000`.
+pub fn parse_bitrate(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (digits, mult) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&v[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&v[..i], 1e9),
+        _ => (v, 1.0),
+    };
+    let bps = digits
+        .parse::<f64>()
+        .map_err(|_| format!("'{v}' is not a bitrate (e.g. 50M)"))?
+        * mult;
+    if !(100e3..=10e9).contains(&bps) {
+        return Err("must be between 100k and 10G".into());
+    }
+    Ok(bps as u64)
+}
+
 /// Takes `time-buffer-ms=N` out of the query, leaving the rest for the protocol's parser.
 fn take_time_buffer(uri: &str) -> Result<(String, Option<Duration>), String> {
     let Some((base, query)) = uri.split_once('?') else {

@@ -130,29 +130,11 @@ pub struct RouteArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     time_buffer_ms: u64,
     /// Highest stream bitrate the route is sized for, bits/s (e.g. 50M): time buffers hold this
-    #[arg(long, default_value = "50M", value_parser = parse_bitrate)]
+    #[arg(long, default_value = "50M", value_parser = endpoint::parse_bitrate)]
     max_bitrate: u64,
     /// Memory cap per time buffer, MB: a longer buffer at --max-bitrate is refused at start
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     time_buffer_memory_mb: u64,
-}
-
-fn parse_bitrate(v: &str) -> Result<u64, String> {
-    let v = v.trim();
-    let (digits, mult) = match v.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&v[..i], 1e3),
-        Some((i, 'm' | 'M')) => (&v[..i], 1e6),
-        Some((i, 'g' | 'G')) => (&v[..i], 1e9),
-        _ => (v, 1.0),
-    };
-    let bps = digits
-        .parse::<f64>()
-        .map_err(|_| format!("'{v}' is not a bitrate (e.g. 50M)"))?
-        * mult;
-    if !(100e3..=10e9).contains(&bps) {
-        return Err("must be between 100k and 10G".into());
-    }
-    Ok(bps as u64)
 }
 
 impl RouteArgs {

@@ -42,6 +42,17 @@ impl TransportRelay for RistEndpoint {
     fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
         Ok(Box::new(RistOutput::open(self.clone())?))
     }
+
+    fn binds(&self, _as_input: bool) -> Vec<(String, u16)> {
+        if !self.listen {
+            return Vec::new();
+        }
+        let mut v = vec![(self.host.clone(), self.port)];
+        if self.profile == Profile::Simple {
+            v.push((self.host.clone(), self.port.saturating_add(1)));
+        }
+        v
+    }
 }
 
 /// Builds and starts a context with one peer for `ep`.

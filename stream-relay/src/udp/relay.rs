@@ -35,6 +35,19 @@ impl TransportRelay for UdpEndpoint {
     fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
         Ok(Box::new(UdpOutput::open(self.clone())?))
     }
+
+    fn binds(&self, as_input: bool) -> Vec<(String, u16)> {
+        if !as_input {
+            return Vec::new();
+        }
+        // A group member binds the port on every address.
+        let host = if self.multicast_group().is_some() {
+            String::new()
+        } else {
+            self.host.clone()
+        };
+        vec![(host, self.port)]
+    }
 }
 
 fn unspecified_like(addr: IpAddr) -> IpAddr {
