@@ -179,6 +179,12 @@ if [ "$FULL_BUILD" = 1 ]; then
     # The toolchain without its HTML documentation (about half its size).
     tar -C "$sysroot" --exclude=./share/doc -c . | tar -C "$root/usr/local/rust" -x
     for b in cargo rustc rustdoc; do ln -s "/usr/local/rust/bin/$b" "$root/usr/local/cargo/bin/$b"; done
+    # Local CAs this machine trusts (Debian's place for them), so cargo in the build stage can
+    # reach crates.io from networks that inspect TLS, as cargo on this machine does.
+    if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+      cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+      chroot "$root" update-ca-certificates >>"$root.log" 2>&1
+    fi
     import_root "$root" "$RUST_BASE" \
       --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'ENV CARGO_HOME=/usr/local/cargo'
@@ -227,18 +233,22 @@ RUN=("${PODMAN[@]}" run --rm --no-healthcheck --ulimit "nofile=$nofile:$nofile" 
 
 # ldd on the binary and on the libraries the image ships for it (librist too: the binary
 # links it from the RIST work on).
+# shellcheck disable=SC2016 # expanded by the container's shell, not here
 ldd_out="$("${RUN[@]}" --entrypoint /bin/bash "$IMAGE" -c '
   set -e
   for f in /usr/local/bin/stream-relay $(ldconfig -p | awk "/libsrt|librist/ {print \$NF}" | sort -u); do
     echo "## $f"; ldd "$f"
   done')"
-echo "$ldd_out" | sed 's/^/    /'
+while IFS= read -r line; do echo "    $line"; done <<<"$ldd_out"
+# shellcheck disable=SC2016 # $1 is the inner shell's argument
 check "ldd resolves every library" bash -c '! grep -q "not found" <<<"$1"' _ "$ldd_out"
 check "libsrt is in the image" grep -q 'libsrt' <<<"$ldd_out"
 check "librist is in the image" grep -q 'librist' <<<"$ldd_out"
 check "--version runs" "${RUN[@]}" "$IMAGE" --version
 
-# A real route on host networking (how the README says to run it), on free high ports.
+# A real route on host networking (how the README says to run it), on free high ports, with
+# the restrictions the Kubernetes manifest sets (read-only root, no capabilities, no privilege
+# escalation), so those are known to work too.
 pick_port() { # a UDP+TCP port nobody on this host is using
   local p
   while :; do
@@ -250,6 +260,7 @@ http_port=$(pick_port); in_port=$(pick_port); out_port=$(pick_port)
 cleanup() { [ "${KEEP_CONTAINER:-0}" = 1 ] || "${PODMAN[@]}" rm -f "$CONTAINER" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 "${PODMAN[@]}" run -d --name "$CONTAINER" --network host --health-interval=disable \
+  --read-only --cap-drop ALL --security-opt no-new-privileges \
   --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" \
   -e "HTTP_ADDR=127.0.0.1:$http_port" "$IMAGE" \
   srt -i "srt://:$in_port?mode=listener" -o "srt://:$out_port?mode=listener" \
@@ -267,6 +278,7 @@ for _ in $(seq 1 50); do body="$(health 2>/dev/null)" && break; sleep 0.2; done
 echo "    /health: $body"
 check "/health answers 200 with status ok" grep -q '"status":"ok"' <<<"$body"
 check "the image's HEALTHCHECK passes (podman healthcheck run)" "${PODMAN[@]}" healthcheck run "$CONTAINER"
+# shellcheck disable=SC2016 # "$@" is the inner shell's arguments
 check "the process runs as uid 10001" bash -c '[ "$("$@")" = 10001 ]' _ "${PODMAN[@]}" exec "$CONTAINER" id -u
 
 if command -v srt-live-transmit >/dev/null; then
