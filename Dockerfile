@@ -63,8 +63,8 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libsrt1.5-openssl librist4 \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 stream-relay \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+ && groupadd --gid 10001 stream-relay \
+ && useradd --no-log-init --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin stream-relay
 
 COPY --from=build /out/stream-relay /usr/local/bin/stream-relay
