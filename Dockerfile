@@ -5,7 +5,7 @@
 #
 # Host networking is the recommended way to run it: SRT and RIST are UDP, and Docker's port
 # mapping rewrites UDP source ports, which breaks peers behind it unless every port is mapped
-# 1:1 (see README, "Running in containers").
+# 1:1 (see README, "Deployment", "Container image").
 #
 # scripts/build-image.sh builds and runs this file offline with podman, against locally made
 # base images; it builds the binary outside and hands it in as the `build` stage (said there).
