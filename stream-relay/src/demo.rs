@@ -74,7 +74,12 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
     let until = Box::new(move |state: Arc<AppState>| {
         tokio::task::spawn_blocking(move || drive(in_addr, out_addr, kbps, seconds, &state))
     });
-    let code = crate::run(config, vec![spec], started, Some(until));
+    let code = crate::run(
+        config,
+        crate::Startup::Routes(vec![spec]),
+        started,
+        Some(until),
+    );
     println!(
         "\nTo relay a real stream, run for example:\n  stream-relay srt -i 'srt://:9000?mode=listener' -o 'srt://:9001?mode=listener'\n\
          then publish from OBS/Larix/Moblin to srt://THIS_HOST:9000 (OBS: latency in microseconds, e.g. latency=120000;\n\

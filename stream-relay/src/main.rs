@@ -5,7 +5,7 @@
 
 mod demo;
 
-use stream_relay::{common, endpoint, http, rist, route, srt};
+use stream_relay::{common, control, endpoint, http, rist, route, srt};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -53,9 +53,33 @@ enum Command {
     /// Relay one UDP (MPEG-TS) input, unicast or multicast, to one or more outputs
     #[command(after_help = UDP_EXAMPLES)]
     Udp(RelayArgs),
+    /// Run every route of a configuration file; SIGHUP or POST /api/reload re-reads it
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
     /// Push a generated test stream through a real relay route and show the metrics move
     Demo(demo::DemoArgs),
 }
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The configuration file (TOML), e.g. relay.toml
+    #[arg(short, long)]
+    config: std::path::PathBuf,
+    /// Write the configuration back to the file after changes made through the API
+    #[arg(long)]
+    persist: bool,
+}
+
+const RUN_EXAMPLES: &str = "Example relay.toml:
+  [http]
+  addr = \"127.0.0.1:9710\"
+
+  [[route]]
+  name = \"cam1\"
+  input = \"srt://:9000?mode=listener&passphrase=${SRT_PASSPHRASE}\"
+  outputs = [\"srt://studio.example:9001\", \"udp://127.0.0.1:5000\"]
+
+Then: stream-relay run --config relay.toml   (kill -HUP <pid> to reload)";
 
 #[derive(Args, Debug)]
 struct RelayArgs {
@@ -165,9 +189,54 @@ fn main() -> ExitCode {
         log_format: cli.log_format.clone(),
         log_level: cli.log_level.clone(),
     };
-    let config = match GlobalConfig::resolve(&flags, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => return usage_error(&e.to_string()),
+    // A configuration file is read and checked whole before anything starts.
+    let mut startup = None;
+    let mut file_globals = GlobalFlags::default();
+    if let Command::Run(args) = &cli.command {
+        let file = match control::read_file(&args.config) {
+            Ok(f) => f,
+            Err(e) => return usage_error(&e),
+        };
+        let plan = match control::plan::plan(&file, &control::process_env) {
+            Ok(p) => p,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("stream-relay: error: {e}");
+                }
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        file_globals = plan.globals.clone();
+        startup = Some((args.config.clone(), args.persist, plan));
+    }
+    let config =
+        match GlobalConfig::resolve_layers(&flags, |k| std::env::var(k).ok(), &file_globals) {
+            Ok(c) => c,
+            Err(e) => return usage_error(&e.to_string()),
+        };
+    let startup = match startup {
+        None => None,
+        Some((path, persist, plan)) => {
+            let token = plan
+                .token
+                .clone()
+                .or_else(|| control::process_env("API_TOKEN").map(common::redact::Secret::new));
+            if token.is_none() && !config.http_addr.ip().is_loopback() {
+                return usage_error(&format!(
+                    "the control API on {} would accept changes from the network without a token: set [http] token (or API_TOKEN), or bind HTTP to a loopback address",
+                    config.http_addr
+                ));
+            }
+            if let Some(t) = &token {
+                common::redact::register_secret(t.expose());
+            }
+            Some(Startup::Config {
+                path,
+                persist,
+                plan: Box::new(plan),
+                token,
+            })
+        }
     };
     // Validate the whole command line before anything starts or logs.
     let spec = match &cli.command {
@@ -182,7 +251,7 @@ fn main() -> ExitCode {
                 Err(msg) => return usage_error(&msg),
             }
         }
-        Command::Demo(_) => None,
+        Command::Demo(_) | Command::Run(_) => None,
     };
     if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
         return usage_error(&e);
@@ -202,9 +271,16 @@ fn main() -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), librist = %rist::version(), "stream-relay starting");
 
     let code = match cli.command {
-        Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => {
-            run(config, spec.into_iter().collect(), started, None)
-        }
+        Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => run(
+            config,
+            Startup::Routes(spec.into_iter().collect()),
+            started,
+            None,
+        ),
+        Command::Run(_) => match startup {
+            Some(s) => run(config, s, started, None),
+            None => ExitCode::from(EXIT_USAGE),
+        },
         Command::Demo(args) => demo::run(config, args, started),
     };
     srt::cleanup();
@@ -295,10 +371,21 @@ fn build_spec(args: &RelayArgs, protocol: &str) -> Result<RouteSpec, String> {
 /// Started once the routes run; when its task ends the relay stops (the demo's timer).
 pub type Until = Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>;
 
+/// What to run: routes from the command line, or a configuration file's.
+pub enum Startup {
+    Routes(Vec<RouteSpec>),
+    Config {
+        path: std::path::PathBuf,
+        persist: bool,
+        plan: Box<control::plan::Plan>,
+        token: Option<common::redact::Secret>,
+    },
+}
+
 /// Runs routes until SIGINT/SIGTERM (or `until` completes, for the demo). Returns the exit code.
 pub fn run(
     config: GlobalConfig,
-    specs: Vec<RouteSpec>,
+    startup: Startup,
     started: Instant,
     until: Option<Until>,
 ) -> ExitCode {
@@ -314,7 +401,7 @@ pub fn run(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(serve(config, specs, started, until)) {
+    match runtime.block_on(serve(config, startup, started, until)) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             tracing::error!(error = %common::redact::scrub(&format!("{e:#}")), "fatal error");
@@ -329,7 +416,7 @@ pub fn run(
 
 async fn serve(
     config: GlobalConfig,
-    specs: Vec<RouteSpec>,
+    startup: Startup,
     started: Instant,
     until: Option<Until>,
 ) -> anyhow::Result<()> {
@@ -337,11 +424,30 @@ async fn serve(
         .await
         .with_context(|| format!("cannot serve HTTP on {}", config.http_addr))?;
     let metrics = Arc::new(common::metrics::Metrics::new());
+    let (specs, control, plan) = match startup {
+        Startup::Routes(specs) => (specs, None, None),
+        Startup::Config {
+            path,
+            persist,
+            plan,
+            token,
+        } => {
+            let control = Arc::new(control::Control {
+                path,
+                persist,
+                supervisor: Mutex::new(control::supervisor::Supervisor::new(metrics.clone())),
+                token: Mutex::new(token),
+                metrics: metrics.clone(),
+            });
+            (Vec::new(), Some(control), Some(plan))
+        }
+    };
     let state = Arc::new(http::AppState {
         metrics: metrics.clone(),
         routes: Mutex::new(Vec::new()),
         started,
         stopping: Default::default(),
+        control: control.clone(),
     });
     for spec in specs {
         let name = spec.name.clone();
@@ -352,6 +458,22 @@ async fn serve(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(route);
+    }
+    if let (Some(control), Some(plan)) = (control, plan) {
+        let st = state.clone();
+        let changes = tokio::task::spawn_blocking(move || {
+            control
+                .supervisor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .apply_plan(*plan, &st.routes)
+        })
+        .await
+        .context("starting the configured routes")?;
+        if let Some(first) = changes.failed.first() {
+            anyhow::bail!("{first}");
+        }
+        tracing::info!(routes = ?changes.routes_added, "configuration loaded");
     }
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(state.clone());
@@ -397,7 +519,17 @@ async fn wait_for_stop(
         tokio::select! {
             _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stopping"); return Ok(()); }
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "stopping"); return Ok(()); }
-            _ = hup.recv() => { tracing::info!(signal = "SIGHUP", "reload is not supported yet; ignoring"); }
+            _ = hup.recv() => {
+                match state.control.clone() {
+                    Some(control) => {
+                        tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                        let st = state.clone();
+                        // Reloads run one after another, off the async workers.
+                        let _ = tokio::task::spawn_blocking(move || control.reload(&st.routes)).await;
+                    }
+                    None => tracing::info!(signal = "SIGHUP", "no configuration file to reload (use `run --config`); ignoring"),
+                }
+            }
             _ = async { match until.as_mut() { Some(h) => { let _ = h.await; } None => std::future::pending().await } } => {
                 return Ok(());
             }

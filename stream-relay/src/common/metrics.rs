@@ -35,6 +35,11 @@ pub struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransitLabels {
     pub route: String,
     pub output: String,
@@ -72,6 +77,7 @@ pub struct Metrics {
     pub transit: Family<TransitLabels, Histogram, fn() -> Histogram>,
     pub hold_seconds: Family<TransitLabels, GaugeF>,
     pub hold_packets: Family<TransitLabels, Gauge>,
+    pub reloads: Family<ResultLabels, Counter>,
     pub srt_log_panics: Counter,
 }
 
@@ -105,6 +111,7 @@ impl Metrics {
             transit: Family::new_with_constructor(transit_histogram as fn() -> Histogram),
             hold_seconds: Family::default(),
             hold_packets: Family::default(),
+            reloads: Family::default(),
             srt_log_panics: Counter::default(),
         };
         // prometheus-client appends `_total` to counters itself.
@@ -160,6 +167,11 @@ impl Metrics {
             "relay_latency_seconds",
             "Negotiated protocol latency",
             m.latency_ms.clone(),
+        );
+        registry.register(
+            "relay_config_reloads",
+            "Configuration reloads (SIGHUP, API), by result (ok, error)",
+            m.reloads.clone(),
         );
         registry.register(
             "relay_time_buffer_seconds",
@@ -248,6 +260,61 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .clone()
+    }
+
+    pub fn count_reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Removes every series of one side of a route (an output or route taken out of the
+    /// configuration), so /metrics does not show things that no longer exist.
+    pub fn forget_link(&self, labels: &LinkLabels) {
+        self.peers.remove(labels);
+        self.bitrate_kbps.remove(labels);
+        self.reconnects.remove(labels);
+        self.packets_lost.remove(labels);
+        self.jitter_ms.remove(labels);
+        self.rtt_ms.remove(labels);
+        self.packets.remove(labels);
+        self.bytes.remove(labels);
+        self.loss_detected.remove(labels);
+        self.retransmitted.remove(labels);
+        self.undecrypted.remove(labels);
+        self.buffer_ms.remove(labels);
+        self.latency_ms.remove(labels);
+        self.reordered.remove(labels);
+        self.quality.remove(labels);
+    }
+
+    pub fn forget_output(&self, route: &str, output: &str) {
+        self.forget_link(&LinkLabels {
+            route: route.to_owned(),
+            side: Side::output,
+            output: output.to_owned(),
+        });
+        for reason in [
+            crate::relay::pipe::DropReason::OutputDown,
+            crate::relay::pipe::DropReason::QueueFull,
+            crate::relay::pipe::DropReason::SendBufferFull,
+            crate::relay::pipe::DropReason::TimeBufferFull,
+        ] {
+            self.dropped.remove(&DropLabels {
+                route: route.to_owned(),
+                output: output.to_owned(),
+                reason: reason.as_label().to_owned(),
+            });
+        }
+        let t = TransitLabels {
+            route: route.to_owned(),
+            output: output.to_owned(),
+        };
+        self.transit.remove(&t);
+        self.hold_seconds.remove(&t);
+        self.hold_packets.remove(&t);
     }
 
     /// Fill gauges of an output's time buffer (seconds of stream, packets).
