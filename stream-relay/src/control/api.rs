@@ -318,17 +318,18 @@ async fn add_output(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let output: OutputConfig =
-        match serde_json::from_str(&body) {
-            Ok(o) => o,
-            Err(e) => return error(
+    let output: OutputConfig = match serde_json::from_str(&body) {
+        Ok(o) => o,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 &format!(
                     "not an output (a URI string or an object with name, uri, time_buffer_ms): {e}"
                 ),
                 &[],
-            ),
-        };
+            )
+        }
+    };
     let mut file = current_file(control);
     let Some(route) = file.routes.iter_mut().find(|r| r.name == name) else {
         return error(StatusCode::NOT_FOUND, "no such route", &[]);
