@@ -171,30 +171,8 @@ fn udp_from_ffmpeg_lifted_onto_srt_reads_as_a_valid_stream() {
         "-o",
         &format!("srt://:{play}?mode=listener"),
     ]);
-    let _ffmpeg = Proc(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args(["-i", "testsrc=size=320x240:rate=25", "-t", "20"])
-            .args(["-c:v", "mpeg2video", "-b:v", "1M", "-f", "mpegts"])
-            .arg(format!("udp://127.0.0.1:{relay_in}?pkt_size=1316"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg"),
-    );
-    let out = Command::new("timeout")
-        .args(["20", "ffprobe", "-v", "error", "-show_entries"])
-        .args(["stream=codec_name,width,height", "-of", "csv=p=0"])
-        .arg(format!("srt://127.0.0.1:{play}"))
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("mpeg2video,320,240"),
-        "ffprobe saw: {text:?} / {}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        relay.logs()
-    );
+    let _ffmpeg = ffmpeg_test_source(&format!("udp://127.0.0.1:{relay_in}?pkt_size=1316"));
+    assert_ffprobe_sees_test_picture(&format!("srt://127.0.0.1:{play}"), &relay);
 }
 
 #[test]

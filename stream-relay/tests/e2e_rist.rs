@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IN: &str = r#"relay_packets_total{route="main",side="input",output=""}"#;
@@ -131,25 +131,8 @@ impl Chain {
     }
 }
 
-/// Exactly the `count` datagrams from `first` on, in order and byte for byte (sequence numbers
-/// outside that range, from a warm-up or a tail, are ignored).
 fn assert_exact(got: &[Vec<u8>], first: u64, count: u64) {
-    let fresh: Vec<&Vec<u8>> = got
-        .iter()
-        .filter(|d| (first..first + count).contains(&seq_of(d)))
-        .collect();
-    assert_eq!(
-        fresh.len() as u64,
-        count,
-        "packets out != packets in (first seq {first})"
-    );
-    for (i, d) in fresh.iter().enumerate() {
-        assert_eq!(
-            *d,
-            &datagram(first + i as u64),
-            "packet {i} differs or is out of order"
-        );
-    }
+    assert_range_exact("sink", got, first, count);
 }
 
 #[test]
@@ -356,48 +339,11 @@ fn ffmpeg_sends_and_receives_through_the_relay() {
         "-o",
         &format!("rist://@127.0.0.1:{relay_out}"),
     ]);
-    let _ffmpeg = Proc(
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=320x240:rate=25",
-                "-t",
-                "20",
-            ])
-            .args(["-c:v", "mpeg2video", "-b:v", "1M", "-f", "mpegts"])
-            .arg(format!("rist://127.0.0.1:{relay_in}?buffer={BUFFER}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg"),
-    );
+    let _ffmpeg = ffmpeg_test_source(&format!("rist://127.0.0.1:{relay_in}?buffer={BUFFER}"));
     // ffprobe calls the relay's listening output, as a player would.
-    let out = Command::new("timeout")
-        .args([
-            "20",
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(format!("rist://127.0.0.1:{relay_out}?buffer={BUFFER}"))
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("mpeg2video,320,240"),
-        "ffprobe saw: {text:?} / {}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        relay.logs()
+    assert_ffprobe_sees_test_picture(
+        &format!("rist://127.0.0.1:{relay_out}?buffer={BUFFER}"),
+        &relay,
     );
     // The listening output counted ffprobe as its peer.
     let logs = relay.logs();
