@@ -84,8 +84,9 @@ USER 10001:10001
 
 # The image has no curl or wget: bash's /dev/tcp sends the request and the status line is
 # checked for 200 (503 means stopping or failed). The port follows HTTP_ADDR.
+# The binary asks its own /health at HTTP_ADDR (loopback when bound to every address).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${HTTP_ADDR##*:} && printf 'GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r -t 2 _ code _ <&3 && [ \"$code\" = 200 ]"]
+  CMD ["/usr/local/bin/stream-relay", "health"]
 
 ENTRYPOINT ["/usr/local/bin/stream-relay"]
 CMD ["--help"]

@@ -58,6 +58,9 @@ enum Command {
     Run(RunArgs),
     /// Push a generated test stream through a real relay route and show the metrics move
     Demo(demo::DemoArgs),
+    /// Ask a running relay's /health (at --http-addr / HTTP_ADDR): exit 0 when it answers
+    /// 200, 1 otherwise. For container health checks and scripts
+    Health,
 }
 
 #[derive(Args, Debug)]
@@ -252,6 +255,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Demo(_) | Command::Run(_) => None,
+        Command::Health => return health_probe(config.http_addr),
     };
     if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
         return usage_error(&e);
@@ -282,9 +286,45 @@ fn main() -> ExitCode {
             None => ExitCode::from(EXIT_USAGE),
         },
         Command::Demo(args) => demo::run(config, args, started),
+        Command::Health => ExitCode::from(EXIT_OK),
     };
     srt::cleanup();
     code
+}
+
+/// `stream-relay health`: one GET /health, no logging. A relay bound to every address is
+/// asked on loopback.
+fn health_probe(addr: std::net::SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })();
+    match answer {
+        Ok(head) if head.split(' ').nth(1) == Some("200") => ExitCode::from(EXIT_OK),
+        Ok(head) => {
+            eprintln!(
+                "stream-relay: {target} answered {}",
+                head.lines().next().unwrap_or("")
+            );
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("stream-relay: no answer from {target}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 fn usage_error(msg: &str) -> ExitCode {

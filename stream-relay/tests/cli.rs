@@ -110,3 +110,25 @@ fn hostile_arguments_get_one_line_and_exit_2() {
         assert!(!err.contains("pw@"), "{err}");
     }
 }
+
+#[test]
+fn the_health_subcommand_probes_a_running_relay() {
+    let relay = common::Relay::start(&[
+        "udp",
+        "-i",
+        &format!("udp://127.0.0.1:{}", common::free_port()),
+        "-o",
+        "udp://127.0.0.1:9",
+    ]);
+    let probe = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_stream-relay"))
+            .arg("health")
+            .env("HTTP_ADDR", addr)
+            .output()
+            .expect("run health")
+            .status
+            .code()
+    };
+    assert_eq!(probe(format!("0.0.0.0:{}", relay.http)), Some(0));
+    assert_eq!(probe(format!("127.0.0.1:{}", common::free_port())), Some(1));
+}
