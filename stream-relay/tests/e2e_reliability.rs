@@ -457,3 +457,73 @@ fn no_secret_anywhere_at_trace_level() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!all.contains(secret), "{all}");
 }
+
+#[test]
+fn callers_with_a_wrong_or_no_passphrase_are_refused_counted_and_cost_nothing() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let pass = "the-right-passphrase-42";
+    let wrong = "a-wrong-passphrase-007";
+    let srt_in = free_port();
+    let sink = UdpSink::new();
+    let relay = Relay::start_env(
+        &[
+            "srt",
+            "-i",
+            &format!("srt://:{srt_in}?mode=listener&passphrase={pass}"),
+            "-o",
+            &format!("udp://127.0.0.1:{}", sink.port),
+        ],
+        &[("RUST_LOG", "debug")],
+    );
+    let src_udp = free_port();
+    let _src = slt(&[
+        &format!("udp://127.0.0.1:{src_udp}"),
+        &format!("srt://127.0.0.1:{srt_in}?passphrase={pass}"),
+    ]);
+    relay.wait_metric(PEERS_IN, 1.0, Duration::from_secs(10));
+    // Two impostors keep calling while the real stream flows.
+    let _bad = slt(&[
+        &format!("udp://127.0.0.1:{}", free_port()),
+        &format!("srt://127.0.0.1:{srt_in}?passphrase={wrong}"),
+    ]);
+    let _clear = slt(&[
+        &format!("udp://127.0.0.1:{}", free_port()),
+        &format!("srt://127.0.0.1:{srt_in}"),
+    ]);
+    let (got, ()) = sink.collect_during(|| {
+        send_udp(src_udp, 0, 2000, 5.0);
+        send_udp(src_udp, 100_000, 100, 5.0);
+    });
+    assert_range_exact("stream while impostors call", &got, 0, 2000);
+    let m = relay.metrics();
+    let bad = metric_value(
+        &m,
+        r#"relay_callers_rejected_total{reason="bad_passphrase"}"#,
+    );
+    let missing = metric_value(
+        &m,
+        r#"relay_callers_rejected_total{reason="passphrase_missing"}"#,
+    );
+    assert!(bad >= 1.0 && missing >= 1.0, "refusals not counted:\n{m}");
+    let logs = relay.logs();
+    let summaries = logs
+        .lines()
+        .filter(|l| l.contains("SRT caller refused"))
+        .count();
+    assert!(
+        (2..=6).contains(&summaries),
+        "{summaries} refusal lines for {} refusals: one summary per reason, not one per attempt",
+        bad + missing
+    );
+    assert!(
+        !logs.contains(pass) && !logs.contains(wrong),
+        "a passphrase reached the log"
+    );
+    assert_eq!(
+        relay.metric(PEERS_IN),
+        1.0,
+        "the real sender keeps the input"
+    );
+}

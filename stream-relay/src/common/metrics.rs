@@ -35,6 +35,11 @@ pub struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
 }
@@ -78,6 +83,7 @@ pub struct Metrics {
     pub hold_seconds: Family<TransitLabels, GaugeF>,
     pub hold_packets: Family<TransitLabels, Gauge>,
     pub reloads: Family<ResultLabels, Counter>,
+    pub rejected: Family<ReasonLabels, Counter>,
     pub srt_log_panics: Counter,
 }
 
@@ -112,6 +118,7 @@ impl Metrics {
             hold_seconds: Family::default(),
             hold_packets: Family::default(),
             reloads: Family::default(),
+            rejected: Family::default(),
             srt_log_panics: Counter::default(),
         };
         // prometheus-client appends `_total` to counters itself.
@@ -169,6 +176,11 @@ impl Metrics {
             m.latency_ms.clone(),
         );
         registry.register(
+            "relay_callers_rejected",
+            "SRT callers a listener refused, by reason (bad_passphrase, passphrase_missing, ...)",
+            m.rejected.clone(),
+        );
+        registry.register(
             "relay_config_reloads",
             "Configuration reloads (SIGHUP, API), by result (ok, error)",
             m.reloads.clone(),
@@ -218,6 +230,14 @@ impl Metrics {
             CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
             std::sync::atomic::Ordering::Relaxed,
         );
+        for (reason, n) in crate::srt::log::rejections::snapshot() {
+            self.rejected
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_owned(),
+                })
+                .inner()
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut out = String::new();
         // Encoding into a String cannot fail: fmt::Write for String is infallible.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
