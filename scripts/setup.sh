@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   pkg-config libclang-dev libsrt-openssl-dev librist-dev \
-  srt-tools rist-tools ffmpeg prometheus curl ca-certificates >/dev/null
+  srt-tools rist-tools ffmpeg prometheus wrk curl ca-certificates >/dev/null
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust (https://rustup.rs) and re-run" >&2
   exit 1

@@ -74,12 +74,20 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
     let until = Box::new(move |state: Arc<AppState>| {
         tokio::task::spawn_blocking(move || drive(in_addr, out_addr, kbps, seconds, &state))
     });
-    let code = crate::run(config, vec![spec], started, Some(until));
+    let code = crate::run(
+        config,
+        crate::Startup::Routes(vec![spec]),
+        started,
+        Some(until),
+    );
     println!(
         "\nTo relay a real stream, run for example:\n  stream-relay srt -i 'srt://:9000?mode=listener' -o 'srt://:9001?mode=listener'\n\
          then publish from OBS/Larix/Moblin to srt://THIS_HOST:9000 (OBS: latency in microseconds, e.g. latency=120000;\n\
          Larix/Moblin: latency in ms) or from ffmpeg:\n  ffmpeg -re -f lavfi -i testsrc=size=1280x720:rate=30 -c:v libx264 -f mpegts 'srt://127.0.0.1:9000?pkt_size=1316'\n\
-         and play it with: ffplay 'srt://127.0.0.1:9001'"
+         and play it with: ffplay 'srt://127.0.0.1:9001'\n\
+         Over RIST (librist's tools, ffmpeg, OBS):\n  stream-relay rist -i 'rist://@0.0.0.0:8000' -o 'rist://@0.0.0.0:8002'\n\
+         then send to rist://THIS_HOST:8000 and play rist://THIS_HOST:8002. Many routes: stream-relay run --config relay.toml\n\
+         (see the README); live numbers: curl http://127.0.0.1:9710/metrics"
     );
     code
 }

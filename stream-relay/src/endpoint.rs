@@ -32,23 +32,46 @@ pub fn parse(uri: &str, profile: Profile) -> Result<Endpoint, String> {
     if uri.trim().is_empty() {
         return Err("the URI is empty".into());
     }
+    if uri.chars().any(char::is_control) {
+        return Err("the URI contains a NUL byte or a control character".into());
+    }
     let (uri, time_buffer) = take_time_buffer(uri)?;
     let transport: Arc<dyn TransportRelay> = match scheme(&uri).as_deref() {
         Some("srt") => Arc::new(SrtEndpoint::parse(&uri).map_err(|e| e.to_string())?),
         Some("rist") => Arc::new(RistEndpoint::parse(&uri, profile).map_err(|e| e.to_string())?),
         Some("udp") => Arc::new(UdpEndpoint::parse(&uri).map_err(|e| e.to_string())?),
-        Some(other) => {
+        Some(other) if other.chars().all(|c| c.is_ascii_alphanumeric()) => {
             return Err(format!(
                 "unsupported scheme '{}': use srt://, rist:// or udp://",
                 other.chars().take(16).collect::<String>()
             ))
         }
+        Some(_) => return Err("unsupported scheme: use srt://, rist:// or udp://".into()),
         None => return Err("missing scheme: expected srt://, rist:// or udp://".into()),
     };
     Ok(Endpoint {
         transport,
         time_buffer,
     })
+}
+
+/// A bitrate in bits/s: `50M`, `800k`, `1.5G`, `20000000`.
+pub fn parse_bitrate(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (digits, mult) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&v[..i], 1e6),
+        Some((i, 'g' | 'G')) => (&v[..i], 1e9),
+        _ => (v, 1.0),
+    };
+    let bps = digits
+        .parse::<f64>()
+        .map_err(|_| format!("'{v}' is not a bitrate (e.g. 50M)"))?
+        * mult;
+    if !(100e3..=10e9).contains(&bps) {
+        return Err("must be between 100k and 10G".into());
+    }
+    Ok(bps as u64)
 }
 
 /// Takes `time-buffer-ms=N` out of the query, leaving the rest for the protocol's parser.

@@ -18,6 +18,8 @@ pub struct AppState {
     pub started: Instant,
     /// Set first on shutdown, so load balancers stop sending before streams stop.
     pub stopping: AtomicBool,
+    /// Present when routes come from a configuration file (`run --config`).
+    pub control: Option<Arc<crate::control::Control>>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .merge(crate::control::api::routes())
         .with_state(state)
 }
 

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod common;
+pub mod control;
 pub mod endpoint;
 pub mod http;
 pub mod relay;

@@ -5,7 +5,7 @@
 
 mod demo;
 
-use stream_relay::{common, endpoint, http, rist, route, srt};
+use stream_relay::{common, control, endpoint, http, rist, route, srt};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -53,9 +53,36 @@ enum Command {
     /// Relay one UDP (MPEG-TS) input, unicast or multicast, to one or more outputs
     #[command(after_help = UDP_EXAMPLES)]
     Udp(RelayArgs),
+    /// Run every route of a configuration file; SIGHUP or POST /api/reload re-reads it
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
     /// Push a generated test stream through a real relay route and show the metrics move
     Demo(demo::DemoArgs),
+    /// Ask a running relay's /health (at --http-addr / HTTP_ADDR): exit 0 when it answers
+    /// 200, 1 otherwise. For container health checks and scripts
+    Health,
 }
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The configuration file (TOML), e.g. relay.toml
+    #[arg(short, long)]
+    config: std::path::PathBuf,
+    /// Write the configuration back to the file after changes made through the API
+    #[arg(long)]
+    persist: bool,
+}
+
+const RUN_EXAMPLES: &str = "Example relay.toml:
+  [http]
+  addr = \"127.0.0.1:9710\"
+
+  [[route]]
+  name = \"cam1\"
+  input = \"srt://:9000?mode=listener&passphrase=${SRT_PASSPHRASE}\"
+  outputs = [\"srt://studio.example:9001\", \"udp://127.0.0.1:5000\"]
+
+Then: stream-relay run --config relay.toml   (kill -HUP <pid> to reload)";
 
 #[derive(Args, Debug)]
 struct RelayArgs {
@@ -130,29 +157,11 @@ pub struct RouteArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     time_buffer_ms: u64,
     /// Highest stream bitrate the route is sized for, bits/s (e.g. 50M): time buffers hold this
-    #[arg(long, default_value = "50M", value_parser = parse_bitrate)]
+    #[arg(long, default_value = "50M", value_parser = endpoint::parse_bitrate)]
     max_bitrate: u64,
     /// Memory cap per time buffer, MB: a longer buffer at --max-bitrate is refused at start
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     time_buffer_memory_mb: u64,
-}
-
-fn parse_bitrate(v: &str) -> Result<u64, String> {
-    let v = v.trim();
-    let (digits, mult) = match v.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&v[..i], 1e3),
-        Some((i, 'm' | 'M')) => (&v[..i], 1e6),
-        Some((i, 'g' | 'G')) => (&v[..i], 1e9),
-        _ => (v, 1.0),
-    };
-    let bps = digits
-        .parse::<f64>()
-        .map_err(|_| format!("'{v}' is not a bitrate (e.g. 50M)"))?
-        * mult;
-    if !(100e3..=10e9).contains(&bps) {
-        return Err("must be between 100k and 10G".into());
-    }
-    Ok(bps as u64)
 }
 
 impl RouteArgs {
@@ -183,9 +192,54 @@ fn main() -> ExitCode {
         log_format: cli.log_format.clone(),
         log_level: cli.log_level.clone(),
     };
-    let config = match GlobalConfig::resolve(&flags, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
-        Err(e) => return usage_error(&e.to_string()),
+    // A configuration file is read and checked whole before anything starts.
+    let mut startup = None;
+    let mut file_globals = GlobalFlags::default();
+    if let Command::Run(args) = &cli.command {
+        let file = match control::read_file(&args.config) {
+            Ok(f) => f,
+            Err(e) => return usage_error(&e),
+        };
+        let plan = match control::plan::plan(&file, &control::process_env) {
+            Ok(p) => p,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("stream-relay: error: {e}");
+                }
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        file_globals = plan.globals.clone();
+        startup = Some((args.config.clone(), args.persist, plan));
+    }
+    let config =
+        match GlobalConfig::resolve_layers(&flags, |k| std::env::var(k).ok(), &file_globals) {
+            Ok(c) => c,
+            Err(e) => return usage_error(&e.to_string()),
+        };
+    let startup = match startup {
+        None => None,
+        Some((path, persist, plan)) => {
+            let token = plan
+                .token
+                .clone()
+                .or_else(|| control::process_env("API_TOKEN").map(common::redact::Secret::new));
+            if token.is_none() && !config.http_addr.ip().is_loopback() {
+                return usage_error(&format!(
+                    "the control API on {} would accept changes from the network without a token: set [http] token (or API_TOKEN), or bind HTTP to a loopback address",
+                    config.http_addr
+                ));
+            }
+            if let Some(t) = &token {
+                common::redact::register_secret(t.expose());
+            }
+            Some(Startup::Config {
+                path,
+                persist,
+                plan: Box::new(plan),
+                token,
+            })
+        }
     };
     // Validate the whole command line before anything starts or logs.
     let spec = match &cli.command {
@@ -200,7 +254,8 @@ fn main() -> ExitCode {
                 Err(msg) => return usage_error(&msg),
             }
         }
-        Command::Demo(_) => None,
+        Command::Demo(_) | Command::Run(_) => None,
+        Command::Health => return health_probe(config.http_addr),
     };
     if let Err(e) = common::logging::init(config.log_format, &config.log_filter) {
         return usage_error(&e);
@@ -220,13 +275,56 @@ fn main() -> ExitCode {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), librist = %rist::version(), "stream-relay starting");
 
     let code = match cli.command {
-        Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => {
-            run(config, spec.into_iter().collect(), started, None)
-        }
+        Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => run(
+            config,
+            Startup::Routes(spec.into_iter().collect()),
+            started,
+            None,
+        ),
+        Command::Run(_) => match startup {
+            Some(s) => run(config, s, started, None),
+            None => ExitCode::from(EXIT_USAGE),
+        },
         Command::Demo(args) => demo::run(config, args, started),
+        Command::Health => ExitCode::from(EXIT_OK),
     };
     srt::cleanup();
     code
+}
+
+/// `stream-relay health`: one GET /health, no logging. A relay bound to every address is
+/// asked on loopback.
+fn health_probe(addr: std::net::SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(match target {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let answer = (|| -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })();
+    match answer {
+        Ok(head) if head.split(' ').nth(1) == Some("200") => ExitCode::from(EXIT_OK),
+        Ok(head) => {
+            eprintln!(
+                "stream-relay: {target} answered {}",
+                head.lines().next().unwrap_or("")
+            );
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("stream-relay: no answer from {target}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -313,10 +411,21 @@ fn build_spec(args: &RelayArgs, protocol: &str) -> Result<RouteSpec, String> {
 /// Started once the routes run; when its task ends the relay stops (the demo's timer).
 pub type Until = Box<dyn FnOnce(Arc<http::AppState>) -> tokio::task::JoinHandle<()> + Send>;
 
+/// What to run: routes from the command line, or a configuration file's.
+pub enum Startup {
+    Routes(Vec<RouteSpec>),
+    Config {
+        path: std::path::PathBuf,
+        persist: bool,
+        plan: Box<control::plan::Plan>,
+        token: Option<common::redact::Secret>,
+    },
+}
+
 /// Runs routes until SIGINT/SIGTERM (or `until` completes, for the demo). Returns the exit code.
 pub fn run(
     config: GlobalConfig,
-    specs: Vec<RouteSpec>,
+    startup: Startup,
     started: Instant,
     until: Option<Until>,
 ) -> ExitCode {
@@ -332,7 +441,7 @@ pub fn run(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(serve(config, specs, started, until)) {
+    match runtime.block_on(serve(config, startup, started, until)) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             tracing::error!(error = %common::redact::scrub(&format!("{e:#}")), "fatal error");
@@ -347,7 +456,7 @@ pub fn run(
 
 async fn serve(
     config: GlobalConfig,
-    specs: Vec<RouteSpec>,
+    startup: Startup,
     started: Instant,
     until: Option<Until>,
 ) -> anyhow::Result<()> {
@@ -355,11 +464,30 @@ async fn serve(
         .await
         .with_context(|| format!("cannot serve HTTP on {}", config.http_addr))?;
     let metrics = Arc::new(common::metrics::Metrics::new());
+    let (specs, control, plan) = match startup {
+        Startup::Routes(specs) => (specs, None, None),
+        Startup::Config {
+            path,
+            persist,
+            plan,
+            token,
+        } => {
+            let control = Arc::new(control::Control {
+                path,
+                persist,
+                supervisor: Mutex::new(control::supervisor::Supervisor::new(metrics.clone())),
+                token: Mutex::new(token),
+                metrics: metrics.clone(),
+            });
+            (Vec::new(), Some(control), Some(plan))
+        }
+    };
     let state = Arc::new(http::AppState {
         metrics: metrics.clone(),
         routes: Mutex::new(Vec::new()),
         started,
         stopping: Default::default(),
+        control: control.clone(),
     });
     for spec in specs {
         let name = spec.name.clone();
@@ -370,6 +498,22 @@ async fn serve(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(route);
+    }
+    if let (Some(control), Some(plan)) = (control, plan) {
+        let st = state.clone();
+        let changes = tokio::task::spawn_blocking(move || {
+            control
+                .supervisor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .apply_plan(*plan, &st.routes)
+        })
+        .await
+        .context("starting the configured routes")?;
+        if let Some(first) = changes.failed.first() {
+            anyhow::bail!("{first}");
+        }
+        tracing::info!(routes = ?changes.routes_added, "configuration loaded");
     }
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(state.clone());
@@ -415,7 +559,17 @@ async fn wait_for_stop(
         tokio::select! {
             _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stopping"); return Ok(()); }
             _ = int.recv() => { tracing::info!(signal = "SIGINT", "stopping"); return Ok(()); }
-            _ = hup.recv() => { tracing::info!(signal = "SIGHUP", "reload is not supported yet; ignoring"); }
+            _ = hup.recv() => {
+                match state.control.clone() {
+                    Some(control) => {
+                        tracing::info!(signal = "SIGHUP", "reloading the configuration");
+                        let st = state.clone();
+                        // Reloads run one after another, off the async workers.
+                        let _ = tokio::task::spawn_blocking(move || control.reload(&st.routes)).await;
+                    }
+                    None => tracing::info!(signal = "SIGHUP", "no configuration file to reload (use `run --config`); ignoring"),
+                }
+            }
             _ = async { match until.as_mut() { Some(h) => { let _ = h.await; } None => std::future::pending().await } } => {
                 return Ok(());
             }

@@ -82,3 +82,53 @@ fn a_busy_listen_port_exits_1() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot listen"), "{err}");
 }
+
+#[test]
+fn hostile_arguments_get_one_line_and_exit_2() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-relay"))
+        .args(["srt", "-i"])
+        .arg(OsStr::from_bytes(b"srt://:9000?latency=\xff\xfe"))
+        .args(["-o", "srt://127.0.0.1:9001"])
+        .output()
+        .expect("run stream-relay");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let huge = format!("srt://:9000?{}", "x=y&".repeat(20_000));
+    for (uri, want) in [
+        (huge.as_str(), "longer than"),
+        ("srt://:9000?latency=1\u{7}", "control character"),
+        ("srt://user:pw@host:9000", "credentials in the address"),
+        ("udp://0.0.0.0:5000", "wrong scheme"),
+    ] {
+        let (code, err) = run(&["srt", "-i", uri, "-o", "srt://127.0.0.1:9001"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(want), "expected '{want}': {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}
+
+#[test]
+fn the_health_subcommand_probes_a_running_relay() {
+    let relay = common::Relay::start(&[
+        "udp",
+        "-i",
+        &format!("udp://127.0.0.1:{}", common::free_port()),
+        "-o",
+        "udp://127.0.0.1:9",
+    ]);
+    let probe = |addr: String| {
+        Command::new(env!("CARGO_BIN_EXE_stream-relay"))
+            .arg("health")
+            .env("HTTP_ADDR", addr)
+            .output()
+            .expect("run health")
+            .status
+            .code()
+    };
+    assert_eq!(probe(format!("0.0.0.0:{}", relay.http)), Some(0));
+    assert_eq!(probe(format!("127.0.0.1:{}", common::free_port())), Some(1));
+}

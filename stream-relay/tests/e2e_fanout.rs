@@ -171,30 +171,8 @@ fn udp_from_ffmpeg_lifted_onto_srt_reads_as_a_valid_stream() {
         "-o",
         &format!("srt://:{play}?mode=listener"),
     ]);
-    let _ffmpeg = Proc(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
-            .args(["-i", "testsrc=size=320x240:rate=25", "-t", "20"])
-            .args(["-c:v", "mpeg2video", "-b:v", "1M", "-f", "mpegts"])
-            .arg(format!("udp://127.0.0.1:{relay_in}?pkt_size=1316"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg"),
-    );
-    let out = Command::new("timeout")
-        .args(["20", "ffprobe", "-v", "error", "-show_entries"])
-        .args(["stream=codec_name,width,height", "-of", "csv=p=0"])
-        .arg(format!("srt://127.0.0.1:{play}"))
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("mpeg2video,320,240"),
-        "ffprobe saw: {text:?} / {}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        relay.logs()
-    );
+    let _ffmpeg = ffmpeg_test_source(&format!("udp://127.0.0.1:{relay_in}?pkt_size=1316"));
+    assert_ffprobe_sees_test_picture(&format!("srt://127.0.0.1:{play}"), &relay);
 }
 
 #[test]
@@ -263,6 +241,14 @@ fn a_dead_and_a_stalled_output_cost_the_healthy_ones_nothing() {
         "the dead output's drops must be counted: {down}"
     );
     assert_eq!(metric_value(&m, &peers_out(3)), 0.0);
+    let (_, health) = http_get(relay.http, "/health").expect("health");
+    let h: serde_json::Value = serde_json::from_str(&health).expect("json");
+    let outs = &h["routes"][0]["outputs"];
+    assert_eq!(outs[1]["state"], "connected", "{health}");
+    assert!(
+        ["connecting", "waiting"].contains(&outs[2]["state"].as_str().unwrap_or("")),
+        "{health}"
+    );
     // One warning per incident, not one per packet.
     let warnings = relay
         .logs()
@@ -279,7 +265,7 @@ fn a_dead_and_a_stalled_output_cost_the_healthy_ones_nothing() {
 fn a_time_buffer_delays_and_paces_one_output_only() {
     let relay_in = free_port();
     let (direct, delayed) = (UdpSink::new(), UdpSink::new());
-    let _relay = Relay::start(&[
+    let relay = Relay::start(&[
         "udp",
         "-i",
         &format!("udp://127.0.0.1:{relay_in}"),
@@ -299,6 +285,12 @@ fn a_time_buffer_delays_and_paces_one_output_only() {
         ([a.join().expect("direct"), b.join().expect("delayed")], ())
     });
     let [a, b] = got;
+    let (_, health) = http_get(relay.http, "/health").expect("health");
+    let h: serde_json::Value = serde_json::from_str(&health).expect("json");
+    let outs = &h["routes"][0]["outputs"];
+    assert_eq!(outs[1]["time_buffer_ms"], 500, "{health}");
+    assert_eq!(outs[0]["time_buffer_ms"], 0, "{health}");
+    assert_eq!(outs[1]["transport"], "udp", "{health}");
     assert_eq!(a.len() as u64, count);
     assert_eq!(b.len() as u64, count);
     // Delay of each packet on the delayed output against the direct one, and the spacing of

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IN: &str = r#"relay_packets_total{route="main",side="input",output=""}"#;
@@ -131,25 +131,8 @@ impl Chain {
     }
 }
 
-/// Exactly the `count` datagrams from `first` on, in order and byte for byte (sequence numbers
-/// outside that range, from a warm-up or a tail, are ignored).
 fn assert_exact(got: &[Vec<u8>], first: u64, count: u64) {
-    let fresh: Vec<&Vec<u8>> = got
-        .iter()
-        .filter(|d| (first..first + count).contains(&seq_of(d)))
-        .collect();
-    assert_eq!(
-        fresh.len() as u64,
-        count,
-        "packets out != packets in (first seq {first})"
-    );
-    for (i, d) in fresh.iter().enumerate() {
-        assert_eq!(
-            *d,
-            &datagram(first + i as u64),
-            "packet {i} differs or is out of order"
-        );
-    }
+    assert_range_exact("sink", got, first, count);
 }
 
 #[test]
@@ -356,48 +339,11 @@ fn ffmpeg_sends_and_receives_through_the_relay() {
         "-o",
         &format!("rist://@127.0.0.1:{relay_out}"),
     ]);
-    let _ffmpeg = Proc(
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=320x240:rate=25",
-                "-t",
-                "20",
-            ])
-            .args(["-c:v", "mpeg2video", "-b:v", "1M", "-f", "mpegts"])
-            .arg(format!("rist://127.0.0.1:{relay_in}?buffer={BUFFER}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg"),
-    );
+    let _ffmpeg = ffmpeg_test_source(&format!("rist://127.0.0.1:{relay_in}?buffer={BUFFER}"));
     // ffprobe calls the relay's listening output, as a player would.
-    let out = Command::new("timeout")
-        .args([
-            "20",
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(format!("rist://127.0.0.1:{relay_out}?buffer={BUFFER}"))
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("mpeg2video,320,240"),
-        "ffprobe saw: {text:?} / {}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        relay.logs()
+    assert_ffprobe_sees_test_picture(
+        &format!("rist://127.0.0.1:{relay_out}?buffer={BUFFER}"),
+        &relay,
     );
     // The listening output counted ffprobe as its peer.
     let logs = relay.logs();
@@ -431,26 +377,53 @@ fn five_percent_loss_on_the_first_hop_is_fully_recovered() {
     if !require("ristsender") || !require("ristreceiver") {
         return;
     }
-    use impair::{Impairment, Proxy};
-    let relay_in = free_port();
-    let sink_rist = free_port();
     // This hop's RTT is ~45 ms: beyond what the default 200 ms input buffer is sized for
     // (~25 ms), so the input gets librist's rule, 7 x RTT + reorder. With 200 ms, one packet
     // in a few thousand comes back too late after three lost retries.
+    impaired_first_hop_is_fully_recovered(
+        |seed| impair::Impairment {
+            loss: 0.05,
+            delay: Duration::from_millis(20),
+            jitter: Duration::from_millis(5),
+            seed,
+            ..impair::Impairment::default()
+        },
+        350,
+    );
+}
+
+#[test]
+fn ten_percent_loss_with_reordering_and_duplicates_is_fully_recovered() {
+    if !require("ristsender") || !require("ristreceiver") {
+        return;
+    }
+    // Each retry fails one time in five (10% each way): the buffer allows about ten.
+    impaired_first_hop_is_fully_recovered(
+        |seed| impair::Impairment {
+            loss: 0.10,
+            delay: Duration::from_millis(20),
+            jitter: Duration::from_millis(10),
+            reorder: 0.05,
+            duplicate: 0.02,
+            seed,
+        },
+        700,
+    );
+}
+
+/// ristsender -> impairment proxy (both directions) -> relay -> ristreceiver: every packet
+/// must come out, and librist's recovery must show in the metrics.
+fn impaired_first_hop_is_fully_recovered(hop: impl Fn(u64) -> impair::Impairment, buffer_ms: u32) {
+    use impair::Proxy;
+    let relay_in = free_port();
+    let sink_rist = free_port();
     let relay = Relay::start(&[
         "rist",
         "-i",
-        &format!("rist://@127.0.0.1:{relay_in}?buffer=350"),
+        &format!("rist://@127.0.0.1:{relay_in}?buffer={buffer_ms}"),
         "-o",
         &format!("rist://127.0.0.1:{sink_rist}?buffer={BUFFER}"),
     ]);
-    let hop = |seed| Impairment {
-        loss: 0.05,
-        delay: Duration::from_millis(20),
-        jitter: Duration::from_millis(5),
-        seed,
-        ..Impairment::default()
-    };
     let proxy = Proxy::start(
         "127.0.0.1:0".parse().expect("literal"),
         ([127, 0, 0, 1], relay_in).into(),
@@ -514,7 +487,10 @@ fn five_percent_loss_on_the_first_hop_is_fully_recovered() {
     }
     assert_exact(&got, 100_000, count);
     let dropped = proxy.stats().forward.dropped - dropped_before;
-    assert!(dropped > 80, "the proxy should have dropped ~5%: {dropped}");
+    assert!(
+        dropped > 80,
+        "the proxy should have dropped 5% or more: {dropped}"
+    );
 
     std::thread::sleep(Duration::from_millis(1200));
     let m = relay.metrics();
@@ -538,14 +514,14 @@ fn five_percent_loss_on_the_first_hop_is_fully_recovered() {
         &during,
         r#"relay_link_quality_ratio{route="main",side="input",output=""}"#,
     );
-    // librist rates quality after recovery: everything recovered reads as (nearly) 1.
+    // librist's own figure for the last interval (missing and reordered packets lower it).
     assert!(
-        during.contains("relay_link_quality_ratio{") && (0.95..=1.0).contains(&quality),
+        during.contains("relay_link_quality_ratio{") && (0.5..=1.0).contains(&quality),
         "librist's link quality: {quality}"
     );
     let rtt = value("relay_rtt_seconds");
     assert!(
-        (0.030..0.150).contains(&rtt),
+        (0.030..0.200).contains(&rtt),
         "RTT through 2 x 20 ms should read ~40 ms: {rtt}"
     );
 }

@@ -281,48 +281,8 @@ fn ffmpeg_test_stream_through_the_relay_is_a_valid_stream() {
         "-o",
         &format!("srt://:{relay_out}?mode=listener"),
     ]);
-    let _ffmpeg = Proc(
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=320x240:rate=25",
-                "-t",
-                "20",
-            ])
-            .args(["-c:v", "mpeg2video", "-b:v", "1M", "-f", "mpegts"])
-            .arg(format!("srt://127.0.0.1:{relay_in}?pkt_size=1316"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg"),
-    );
-    let out = Command::new("timeout")
-        .args([
-            "20",
-            "ffprobe",
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(format!("srt://127.0.0.1:{relay_out}"))
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("mpeg2video,320,240"),
-        "ffprobe saw: {text:?} / {}\nlog:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        relay.logs()
-    );
+    let _ffmpeg = ffmpeg_test_source(&format!("srt://127.0.0.1:{relay_in}?pkt_size=1316"));
+    assert_ffprobe_sees_test_picture(&format!("srt://127.0.0.1:{relay_out}"), &relay);
 }
 
 #[test]

@@ -49,10 +49,8 @@ impl InputLink for FakeInput {
                 self.next += 1;
             }
         }
-        // Roughly 8 packets per 2 ms: fast enough to overrun a stalled output's queue of 64,
-        // slow enough that a healthy output on a busy 2-core machine (a 16 ms scheduling
-        // hiccup) keeps up. At 0.5 ms the fast output sometimes overflowed too.
-        std::thread::sleep(Duration::from_millis(2));
+        // Roughly 8 packets per 0.5 ms, fast enough to overrun a stalled output's queue.
+        std::thread::sleep(Duration::from_micros(500));
         Ok(())
     }
     fn disconnect(&mut self, reason: &str) {
@@ -175,16 +173,6 @@ fn threads() -> usize {
         .unwrap_or(0)
 }
 
-/// Releases a stalled fake output when the test ends, also on a failed assertion: otherwise
-/// the route's Drop would wait forever for the output thread stuck in `send`.
-struct Unstall(Arc<Sink>);
-
-impl Drop for Unstall {
-    fn drop(&mut self) {
-        self.0.stalled.store(false, Ordering::Relaxed);
-    }
-}
-
 fn wait_for(cond: impl Fn() -> bool, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -227,21 +215,36 @@ fn route(count: u32, sinks: &[Arc<Sink>], queue: usize) -> (Route, Arc<Metrics>)
     )
 }
 
+const QUEUE: usize = 2048;
+
+/// Lets a stalled fake output go when dropped.
+struct Unstall(Arc<Sink>);
+
+impl Drop for Unstall {
+    fn drop(&mut self) {
+        self.0.stalled.store(false, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn a_stalled_output_costs_its_siblings_nothing_and_is_bounded() {
     let before = threads();
     let fast = Arc::new(Sink::default());
     let stalled = Arc::new(Sink::default());
     stalled.stalled.store(true, Ordering::Relaxed);
-    // Outputs connect at once; give them a moment before the input floods.
-    let (route, metrics) = route(4000, &[fast.clone(), stalled.clone()], 64);
+    // Outputs connect at once; give them a moment before the input floods. The queues are
+    // deep enough for the fast output to ride out a busy machine (its own drops would say
+    // nothing about its stalled sibling), and far shorter than the stream.
+    let (route, metrics) = route(20_000, &[fast.clone(), stalled.clone()], QUEUE);
+    // Declared after the route so it drops first: a failed assertion must not leave the
+    // route's Drop waiting forever on the stalled thread.
     let _unstall = Unstall(stalled.clone());
     assert!(
         wait_for(
-            || fast.received.lock().expect("lock").len() == 4000,
-            Duration::from_secs(10)
+            || fast.received.lock().expect("lock").len() == 20_000,
+            Duration::from_secs(20)
         ),
-        "the fast output got {} of 4000",
+        "the fast output got {} of 20000",
         fast.received.lock().expect("lock").len()
     );
     let got = fast.received.lock().expect("lock").clone();
@@ -263,13 +266,13 @@ fn a_stalled_output_costs_its_siblings_nothing_and_is_bounded() {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
     assert!(
-        full > 3000.0,
-        "the stalled output must drop (bounded queue of 64) and count it: {full}"
+        full > 15_000.0,
+        "the stalled output must drop (bounded queue of {QUEUE}) and count it: {full}"
     );
     // Bounded: at most the batch the output thread held when it stalled plus a full queue.
     let late = stalled.received.lock().expect("lock").len();
     assert!(
-        late <= 2 * 64 + 1,
+        late <= 2 * QUEUE + 1,
         "a stalled output delivered {late} packets: its memory is not bounded"
     );
     route.stop();

@@ -1,5 +1,5 @@
 //! Global settings and where they come from: a command-line flag wins over the environment,
-//! which wins over the default.
+//! which wins over the configuration file, which wins over the default.
 
 use super::logging::LogFormat;
 use std::net::SocketAddr;
@@ -44,6 +44,24 @@ impl GlobalConfig {
         flags: &GlobalFlags,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        Self::resolve_layers(flags, env, &GlobalFlags::default())
+    }
+
+    /// Like `resolve`, with the configuration file's values (same shape as the flags) below
+    /// the environment.
+    pub fn resolve_layers(
+        flags: &GlobalFlags,
+        env: impl Fn(&str) -> Option<String>,
+        file: &GlobalFlags,
+    ) -> Result<Self, ConfigError> {
+        let env = |var: &str| {
+            env(var).or_else(|| match var {
+                "HTTP_ADDR" => file.http_addr.clone(),
+                "LOG_FORMAT" => file.log_format.clone(),
+                "RUST_LOG" => file.log_level.clone(),
+                _ => None,
+            })
+        };
         let (http, http_src) = pick(&flags.http_addr, "--http-addr", "HTTP_ADDR", &env);
         let http_addr = match http {
             Some(v) => v.trim().parse().map_err(|_| ConfigError::HttpAddr {
@@ -97,6 +115,34 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_file_sits_between_the_environment_and_the_default() {
+        let file = GlobalFlags {
+            http_addr: Some("127.0.0.1:7000".into()),
+            log_format: Some("pretty".into()),
+            log_level: Some("debug".into()),
+        };
+        let c =
+            GlobalConfig::resolve_layers(&GlobalFlags::default(), env(&[]), &file).expect("valid");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.log_filter, "debug");
+        let c = GlobalConfig::resolve_layers(
+            &GlobalFlags::default(),
+            env(&[("HTTP_ADDR", "127.0.0.1:8000")]),
+            &file,
+        )
+        .expect("valid");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8000");
+        let flags = GlobalFlags {
+            http_addr: Some("127.0.0.1:9000".into()),
+            ..GlobalFlags::default()
+        };
+        let c =
+            GlobalConfig::resolve_layers(&flags, env(&[("HTTP_ADDR", "127.0.0.1:8000")]), &file)
+                .expect("valid");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:9000");
     }
 
     #[test]

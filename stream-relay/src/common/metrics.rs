@@ -35,6 +35,16 @@ pub struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TransitLabels {
     pub route: String,
     pub output: String,
@@ -93,6 +103,8 @@ pub struct Metrics {
     pub transit: Family<TransitLabels, Histogram, fn() -> Histogram>,
     pub hold_seconds: Family<TransitLabels, GaugeF>,
     pub hold_packets: Family<TransitLabels, Gauge>,
+    pub reloads: Family<ResultLabels, Counter>,
+    pub rejected: Family<ReasonLabels, Counter>,
     pub srt_log_panics: Counter,
 }
 
@@ -126,6 +138,8 @@ impl Metrics {
             transit: Family::new_with_constructor(transit_histogram as fn() -> Histogram),
             hold_seconds: Family::default(),
             hold_packets: Family::default(),
+            reloads: Family::default(),
+            rejected: Family::default(),
             srt_log_panics: Counter::default(),
         };
         // prometheus-client appends `_total` to counters itself.
@@ -183,6 +197,16 @@ impl Metrics {
             m.latency_ms.clone(),
         );
         registry.register(
+            "relay_callers_rejected",
+            "SRT callers a listener refused, by reason (bad_passphrase, passphrase_missing, ...)",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "relay_config_reloads",
+            "Configuration reloads (SIGHUP, API), by result (ok, error)",
+            m.reloads.clone(),
+        );
+        registry.register(
             "relay_time_buffer_seconds",
             "Stream time held in an output's time buffer",
             m.hold_seconds.clone(),
@@ -227,6 +251,14 @@ impl Metrics {
             CALLBACK_PANICS.load(std::sync::atomic::Ordering::Relaxed),
             std::sync::atomic::Ordering::Relaxed,
         );
+        for (reason, n) in crate::srt::log::rejections::snapshot() {
+            self.rejected
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_owned(),
+                })
+                .inner()
+                .store(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut out = String::new();
         // Encoding into a String cannot fail: fmt::Write for String is infallible.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -269,6 +301,61 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .clone()
+    }
+
+    pub fn count_reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Removes every series of one side of a route (an output or route taken out of the
+    /// configuration), so /metrics does not show things that no longer exist.
+    pub fn forget_link(&self, labels: &LinkLabels) {
+        self.peers.remove(labels);
+        self.bitrate_kbps.remove(labels);
+        self.reconnects.remove(labels);
+        self.packets_lost.remove(labels);
+        self.jitter_ms.remove(labels);
+        self.rtt_ms.remove(labels);
+        self.packets.remove(labels);
+        self.bytes.remove(labels);
+        self.loss_detected.remove(labels);
+        self.retransmitted.remove(labels);
+        self.undecrypted.remove(labels);
+        self.buffer_ms.remove(labels);
+        self.latency_ms.remove(labels);
+        self.reordered.remove(labels);
+        self.quality.remove(labels);
+    }
+
+    pub fn forget_output(&self, route: &str, output: &str) {
+        self.forget_link(&LinkLabels {
+            route: route.to_owned(),
+            side: Side::output,
+            output: output.to_owned(),
+        });
+        for reason in [
+            crate::relay::pipe::DropReason::OutputDown,
+            crate::relay::pipe::DropReason::QueueFull,
+            crate::relay::pipe::DropReason::SendBufferFull,
+            crate::relay::pipe::DropReason::TimeBufferFull,
+        ] {
+            self.dropped.remove(&DropLabels {
+                route: route.to_owned(),
+                output: output.to_owned(),
+                reason: reason.as_label().to_owned(),
+            });
+        }
+        let t = TransitLabels {
+            route: route.to_owned(),
+            output: output.to_owned(),
+        };
+        self.transit.remove(&t);
+        self.hold_seconds.remove(&t);
+        self.hold_packets.remove(&t);
     }
 
     /// Fill gauges of an output's time buffer (seconds of stream, packets).

@@ -53,6 +53,8 @@ pub enum UriError {
     BadValue { key: String, reason: String },
     #[error("invalid percent-encoding in parameter '{key}'")]
     BadEncoding { key: String },
+    #[error("credentials in the address (user:password@host) are not supported and not shown; use the protocol's parameters (passphrase=, secret=, username=/password=)")]
+    UserInfo,
 }
 
 impl RawUri {
@@ -87,6 +89,10 @@ impl RawUri {
             Some(a) => (true, a),
             None => (false, authority),
         };
+        // `user:secret@host` would be echoed by any error about the host: refuse it whole.
+        if authority.contains('@') {
+            return Err(UriError::UserInfo);
+        }
         let (host, port) = split_host_port(authority, &scheme)?;
         let params = match query {
             Some(q) => parse_query(q)?,

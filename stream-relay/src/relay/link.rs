@@ -118,4 +118,18 @@ pub trait TransportRelay: Send + Sync + std::fmt::Display {
     /// prepares to call out.
     fn open_input(&self) -> Result<Box<dyn InputLink>, LinkError>;
     fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError>;
+    /// The local UDP ports (with their address, empty for all) this endpoint binds when used
+    /// as an input (`as_input`) or an output, so a configuration can be checked for two
+    /// routes wanting the same port before anything starts.
+    fn binds(&self, as_input: bool) -> Vec<(String, u16)> {
+        let _ = as_input;
+        Vec::new()
+    }
+}
+
+/// Whether two bound addresses collide: same port, and the same address or either one all
+/// addresses.
+pub fn binds_collide(a: &(String, u16), b: &(String, u16)) -> bool {
+    let any = |h: &str| h.is_empty() || h == "0.0.0.0" || h == "::";
+    a.1 == b.1 && (a.0 == b.0 || any(&a.0) || any(&b.0))
 }

@@ -38,6 +38,9 @@ pub struct OutputSlot {
     name: String,
     queue: Mutex<PacketQueue>,
     ready: Condvar,
+    /// The output thread sleeps in `take`; read and written only with `queue` locked, so the
+    /// Pipe can skip the wake-up syscall when nobody sleeps (the output is busy sending).
+    sleeping: AtomicBool,
     up: AtomicBool,
     closed: AtomicBool,
     dropped_down: AtomicU64,
@@ -50,6 +53,7 @@ impl OutputSlot {
             name: name.into(),
             queue: Mutex::new(PacketQueue::new(capacity)),
             ready: Condvar::new(),
+            sleeping: AtomicBool::new(false),
             up: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             dropped_down: AtomicU64::new(0),
@@ -81,8 +85,13 @@ impl OutputSlot {
             self.dropped_down.fetch_add(1, Ordering::Relaxed);
             return Some(DropReason::OutputDown);
         }
-        let dropped = self.lock().push(packet);
-        self.ready.notify_one();
+        let (dropped, sleeping) = {
+            let mut q = self.lock();
+            (q.push(packet), self.sleeping.load(Ordering::Relaxed))
+        };
+        if sleeping {
+            self.ready.notify_one();
+        }
         if dropped > 0 {
             self.dropped_full.fetch_add(dropped, Ordering::Relaxed);
             Some(DropReason::QueueFull)
@@ -95,11 +104,13 @@ impl OutputSlot {
     /// once the slot is closed.
     pub fn take(&self, out: &mut Vec<Packet>, timeout: Duration) {
         let mut q = self.lock();
-        if q.is_empty() && !self.closed.load(Ordering::Acquire) {
+        if q.is_empty() && !self.closed.load(Ordering::Acquire) && !timeout.is_zero() {
+            self.sleeping.store(true, Ordering::Relaxed);
             q = match self.ready.wait_timeout(q, timeout) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
+            self.sleeping.store(false, Ordering::Relaxed);
         }
         q.drain_into(out);
     }

@@ -92,3 +92,112 @@ mod tests {
         assert_eq!(lock.offer(&"c", ms(601)), Verdict::First);
     }
 }
+
+/// What connectionless inputs (RIST flows, UDP senders) share: which sender holds the input,
+/// the packets read while waiting to be "connected", and the events for the route.
+#[derive(Debug)]
+pub struct Senders<K> {
+    lock: SourceLock<K>,
+    connected: bool,
+    pending: Vec<crate::relay::Packet>,
+    events: Vec<crate::relay::link::LinkEvent>,
+    label: fn(&K) -> String,
+}
+
+impl<K: PartialEq + Clone> Senders<K> {
+    pub fn new(takeover_after: Duration, label: fn(&K) -> String) -> Self {
+        Senders {
+            lock: SourceLock::new(takeover_after),
+            connected: false,
+            pending: Vec::new(),
+            events: Vec::new(),
+            label,
+        }
+    }
+
+    /// Whether a packet from `key` is relayed; reports new and replaced senders as events.
+    pub fn admit(&mut self, key: &K, now: Instant) -> bool {
+        use crate::relay::link::LinkEvent;
+        match self.lock.offer(key, now) {
+            Verdict::Current => {}
+            Verdict::First => self.events.push(LinkEvent::Connected {
+                peer: (self.label)(key),
+            }),
+            Verdict::Replaced(old) => {
+                self.events.push(LinkEvent::Disconnected {
+                    peer: (self.label)(&old),
+                    reason: format!("replaced by {}", (self.label)(key)),
+                });
+                self.events.push(LinkEvent::Connected {
+                    peer: (self.label)(key),
+                });
+            }
+            Verdict::Ignored => {
+                let n = self.lock.ignored();
+                if n == 1 || n.is_multiple_of(1000) {
+                    tracing::warn!(sender = %(self.label)(key), dropped = n, "a second sender while the current one is alive; ignoring it");
+                }
+                return false;
+            }
+        }
+        self.connected = true;
+        true
+    }
+
+    /// `InputLink::connect` for a connectionless input: reads (through `read`, which calls
+    /// `admit`) and is connected once a sender's packet is kept; those packets wait for `recv`.
+    pub fn connect(
+        &mut self,
+        read: impl FnOnce(
+            &mut Self,
+            &mut Vec<crate::relay::Packet>,
+        ) -> Result<(), crate::relay::LinkError>,
+    ) -> Result<bool, crate::relay::LinkError> {
+        let mut got = std::mem::take(&mut self.pending);
+        let result = read(self, &mut got);
+        self.pending = got;
+        result?;
+        Ok(self.connected)
+    }
+
+    /// `InputLink::recv`: what `connect` kept, then what `read` brings (without waiting if
+    /// something was kept).
+    pub fn recv(
+        &mut self,
+        out: &mut Vec<crate::relay::Packet>,
+        timeout: Duration,
+        read: impl FnOnce(
+            &mut Self,
+            &mut Vec<crate::relay::Packet>,
+            Duration,
+        ) -> Result<(), crate::relay::LinkError>,
+    ) -> Result<(), crate::relay::LinkError> {
+        let had = !self.pending.is_empty();
+        out.append(&mut self.pending);
+        read(self, out, if had { Duration::ZERO } else { timeout })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The sender is gone (idle, lost): the next one to send becomes current.
+    pub fn disconnect(&mut self, reason: &str) {
+        if self.connected {
+            if let Some(current) = self.lock.current() {
+                self.events
+                    .push(crate::relay::link::LinkEvent::Disconnected {
+                        peer: (self.label)(current),
+                        reason: reason.to_owned(),
+                    });
+            }
+        }
+        self.connected = false;
+        self.lock.reset();
+        self.pending.clear();
+    }
+
+    pub fn drain_events(&mut self, out: &mut Vec<crate::relay::link::LinkEvent>) {
+        out.append(&mut self.events);
+    }
+}

@@ -12,7 +12,7 @@ use super::context::{Context, Peer, Role};
 use super::uri::{Profile, RistEndpoint};
 use crate::common::clock;
 use crate::relay::link::LinkEvent;
-use crate::relay::source_lock::{SourceLock, Verdict};
+use crate::relay::source_lock::Senders;
 use crate::relay::{
     InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
 };
@@ -41,6 +41,17 @@ impl TransportRelay for RistEndpoint {
 
     fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
         Ok(Box::new(RistOutput::open(self.clone())?))
+    }
+
+    fn binds(&self, _as_input: bool) -> Vec<(String, u16)> {
+        if !self.listen {
+            return Vec::new();
+        }
+        let mut v = vec![(self.host.clone(), self.port)];
+        if self.profile == Profile::Simple {
+            v.push((self.host.clone(), self.port.saturating_add(1)));
+        }
+        v
     }
 }
 
@@ -108,10 +119,7 @@ pub struct RistInput {
     ctx: Context,
     _peer: Peer,
     /// The flow we relay, once one delivers.
-    source: SourceLock<u32>,
-    connected: bool,
-    pending: Vec<Packet>,
-    events: Vec<LinkEvent>,
+    senders: Senders<u32>,
     status: Vec<StatusEvent>,
 }
 
@@ -123,91 +131,60 @@ impl RistInput {
             ep,
             ctx,
             _peer: peer,
-            source: SourceLock::new(FLOW_TAKEOVER),
-            connected: false,
-            pending: Vec::new(),
-            events: Vec::new(),
+            senders: Senders::new(FLOW_TAKEOVER, |flow| format!("flow {flow}")),
             status: Vec::new(),
         })
     }
+}
 
-    /// Reads what librist has (waiting up to `timeout` for the first block) into `out`.
-    fn read(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
-        let mut wait = timeout.as_millis().min(i32::MAX as u128) as i32;
-        for _ in 0..MAX_BATCH {
-            let block = match self.ctx.read(wait) {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
-                Err(e) => return Err(LinkError::Lost(format!("reading from {}: {e}", self.ep))),
-            };
-            wait = 0;
-            let now = Instant::now();
-            let flow = block.flow_id();
-            match self.source.offer(&flow, now) {
-                Verdict::Current => {}
-                Verdict::First => self.events.push(LinkEvent::Connected {
-                    peer: format!("flow {flow}"),
-                }),
-                Verdict::Replaced(old) => {
-                    self.events.push(LinkEvent::Disconnected {
-                        peer: format!("flow {old}"),
-                        reason: format!("replaced by flow {flow}"),
-                    });
-                    self.events.push(LinkEvent::Connected {
-                        peer: format!("flow {flow}"),
-                    });
-                }
-                Verdict::Ignored => {
-                    let n = self.source.ignored();
-                    if n == 1 || n.is_multiple_of(1000) {
-                        tracing::warn!(flow, dropped = n, "a second RIST flow arrives while the current one is alive; ignoring it");
-                    }
-                    continue;
-                }
-            }
-            self.connected = true;
+/// Reads what librist has (waiting up to `timeout` for the first block) into `out`.
+fn read_blocks(
+    ctx: &mut Context,
+    ep: &RistEndpoint,
+    senders: &mut Senders<u32>,
+    out: &mut Vec<Packet>,
+    timeout: Duration,
+) -> Result<(), LinkError> {
+    let mut wait = timeout.as_millis().min(i32::MAX as u128) as i32;
+    for _ in 0..MAX_BATCH {
+        let block = match ctx.read(wait) {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(e) => return Err(LinkError::Lost(format!("reading from {ep}: {e}"))),
+        };
+        wait = 0;
+        let now = Instant::now();
+        if senders.admit(&block.flow_id(), now) {
             out.push(Packet::new(
                 Bytes::copy_from_slice(block.payload()),
                 clock::src_time_from_ntp(block.ts_ntp()),
                 now,
             ));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 impl InputLink for RistInput {
     fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
-        let mut got = std::mem::take(&mut self.pending);
-        let result = self.read(&mut got, timeout);
-        self.pending = got;
-        result?;
-        Ok(self.connected)
+        let (ctx, ep) = (&mut self.ctx, &self.ep);
+        self.senders
+            .connect(|s, out| read_blocks(ctx, ep, s, out, timeout))
     }
 
     fn is_connected(&self) -> bool {
-        self.connected
+        self.senders.is_connected()
     }
 
     fn recv(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
-        let had = !self.pending.is_empty();
-        out.append(&mut self.pending);
-        self.read(out, if had { Duration::ZERO } else { timeout })
+        let (ctx, ep) = (&mut self.ctx, &self.ep);
+        self.senders
+            .recv(out, timeout, |s, out, t| read_blocks(ctx, ep, s, out, t))
     }
 
     fn disconnect(&mut self, reason: &str) {
-        if self.connected {
-            if let Some(flow) = self.source.current() {
-                self.events.push(LinkEvent::Disconnected {
-                    peer: format!("flow {flow}"),
-                    reason: reason.to_owned(),
-                });
-            }
-        }
         // librist keeps listening (or calling); the next flow to deliver becomes current.
-        self.connected = false;
-        self.source.reset();
-        self.pending.clear();
+        self.senders.disconnect(reason);
     }
 
     fn stats(&mut self) -> LinkStats {
@@ -241,7 +218,7 @@ impl InputLink for RistInput {
         self.ctx.shared().drain_events(&mut self.status);
         log_status(&self.status, "input");
         self.status.clear();
-        out.append(&mut self.events);
+        self.senders.drain_events(out);
     }
 }
 

@@ -91,8 +91,28 @@ pub struct Route {
     shared: Arc<Shared>,
     pipe: Arc<Pipe>,
     input_status: Arc<LinkStatus>,
-    output_status: Vec<Arc<LinkStatus>>,
-    threads: Vec<JoinHandle<()>>,
+    input_thread: Option<JoinHandle<()>>,
+    outputs: Vec<RunningOutput>,
+}
+
+/// One output's thread and what the route keeps to show and stop it.
+struct RunningOutput {
+    name: String,
+    status: Arc<LinkStatus>,
+    slot: Arc<OutputSlot>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningOutput {
+    /// Wakes the thread for good and waits for it; its link closes as it ends.
+    fn stop(&mut self, route: &str) {
+        self.slot.close();
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!(route, output = %self.name, "an output thread panicked");
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -113,9 +133,9 @@ impl Route {
     /// then starts the threads.
     pub fn start(spec: RouteSpec, metrics: Arc<Metrics>) -> Result<Route, LinkError> {
         let input = spec.input.open_input()?;
-        let mut outputs = Vec::with_capacity(spec.outputs.len());
+        let mut links = Vec::with_capacity(spec.outputs.len());
         for o in &spec.outputs {
-            outputs.push((o, o.endpoint.open_output()?));
+            links.push((o, o.endpoint.open_output()?));
         }
 
         let shared = Arc::new(Shared {
@@ -134,33 +154,11 @@ impl Route {
             shared: shared.clone(),
             pipe: pipe.clone(),
             input_status: input_status.clone(),
-            output_status: Vec::new(),
-            threads: Vec::new(),
+            input_thread: None,
+            outputs: Vec::new(),
         };
-
-        for (o, link) in outputs {
-            let slot = OutputSlot::new(o.name.clone(), spec.settings.queue_packets);
-            pipe.attach(slot.clone());
-            let status = Arc::new(LinkStatus::new(
-                &o.name,
-                o.endpoint.to_string(),
-                o.endpoint.transport(),
-            ));
-            route.output_status.push(status.clone());
-            let lm = metrics.link(LinkLabels {
-                route: spec.name.clone(),
-                side: Side::output,
-                output: o.name.clone(),
-            });
-            let shared = shared.clone();
-            let held = TimeBuffer::new(
-                o.time_buffer.as_micros() as i64,
-                spec.settings.time_buffer_packets(o.time_buffer),
-            );
-            let handle = spawn(format!("out:{}", o.name), move || {
-                output::run(link, slot, status, lm, held, &shared)
-            })?;
-            route.threads.push(handle);
+        for (o, link) in links {
+            route.spawn_output(o, link)?;
         }
 
         let lm = metrics.link(LinkLabels {
@@ -171,8 +169,72 @@ impl Route {
         let handle = spawn(format!("in:{}", spec.name), move || {
             input::run(input, &pipe, input_status, lm, &shared)
         })?;
-        route.threads.push(handle);
+        route.input_thread = Some(handle);
         Ok(route)
+    }
+
+    fn spawn_output(
+        &mut self,
+        o: &OutputSpec,
+        link: Box<dyn crate::relay::OutputLink>,
+    ) -> Result<(), LinkError> {
+        let settings = &self.shared.settings;
+        let slot = OutputSlot::new(o.name.clone(), settings.queue_packets);
+        let mut status = LinkStatus::new(&o.name, o.endpoint.to_string(), o.endpoint.transport());
+        status.time_buffer_ms = Some(o.time_buffer.as_millis() as u64);
+        let status = Arc::new(status);
+        let lm = self.shared.metrics.link(LinkLabels {
+            route: self.shared.name.clone(),
+            side: Side::output,
+            output: o.name.clone(),
+        });
+        let held = TimeBuffer::new(
+            o.time_buffer.as_micros() as i64,
+            settings.time_buffer_packets(o.time_buffer),
+        );
+        let shared = self.shared.clone();
+        let (thread_slot, thread_status) = (slot.clone(), status.clone());
+        let handle = spawn(format!("out:{}", o.name), move || {
+            output::run(link, thread_slot, thread_status, lm, held, &shared)
+        })?;
+        // Attached only once its thread runs, so the Pipe never feeds a slot nobody drains.
+        self.pipe.attach(slot.clone());
+        self.outputs.push(RunningOutput {
+            name: o.name.clone(),
+            status,
+            slot,
+            thread: Some(handle),
+        });
+        Ok(())
+    }
+
+    /// Adds an output to the running route; the input and the other outputs are untouched.
+    pub fn add_output(&mut self, o: &OutputSpec) -> Result<(), LinkError> {
+        if self.outputs.iter().any(|r| r.name == o.name) {
+            return Err(LinkError::Fatal(format!(
+                "route '{}' already has an output '{}'",
+                self.shared.name, o.name
+            )));
+        }
+        let link = o.endpoint.open_output()?;
+        self.spawn_output(o, link)
+    }
+
+    /// Stops and removes one output; the input and the other outputs are untouched. False if
+    /// there is no such output.
+    pub fn remove_output(&mut self, name: &str) -> bool {
+        let Some(i) = self.outputs.iter().position(|o| o.name == name) else {
+            return false;
+        };
+        let mut out = self.outputs.remove(i);
+        self.pipe.detach(name);
+        out.stop(&self.shared.name);
+        self.shared.metrics.forget_output(&self.shared.name, name);
+        true
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|o| o.name.clone()).collect()
     }
 
     pub fn name(&self) -> &str {
@@ -182,13 +244,13 @@ impl Route {
     /// The first fatal error of any side, if one happened (the route cannot go on).
     pub fn failure(&self) -> Option<String> {
         std::iter::once(&self.input_status)
-            .chain(&self.output_status)
+            .chain(self.outputs.iter().map(|o| &o.status))
             .find(|s| s.state() == LinkState::Failed)
             .and_then(|s| s.error())
     }
 
     pub fn snapshot(&self) -> RouteSnapshot {
-        let outputs: Vec<LinkSnapshot> = self.output_status.iter().map(|s| s.snapshot()).collect();
+        let outputs: Vec<LinkSnapshot> = self.outputs.iter().map(|o| o.status.snapshot()).collect();
         let worst =
             |f: fn(&LinkSnapshot) -> Option<f64>| outputs.iter().filter_map(f).reduce(f64::max);
         RouteSnapshot {
@@ -202,11 +264,34 @@ impl Route {
 
     /// Stops every thread and waits for them; links close as their threads end.
     pub fn stop(mut self) {
+        self.halt();
+    }
+
+    /// Stops the route and removes its series from the metrics (a route taken out of the
+    /// configuration).
+    pub fn retire(mut self) {
+        self.halt();
+        let (metrics, name) = (&self.shared.metrics, &self.shared.name);
+        for o in &self.outputs {
+            metrics.forget_output(name, &o.name);
+        }
+        metrics.forget_link(&LinkLabels {
+            route: name.clone(),
+            side: Side::input,
+            output: String::new(),
+        });
+    }
+
+    fn halt(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         self.pipe.close();
-        for t in self.threads.drain(..) {
+        let name = self.shared.name.clone();
+        for o in &mut self.outputs {
+            o.stop(&name);
+        }
+        if let Some(t) = self.input_thread.take() {
             if t.join().is_err() {
-                tracing::error!(route = %self.shared.name, "a route thread panicked");
+                tracing::error!(route = %name, "the input thread panicked");
             }
         }
     }
@@ -214,11 +299,7 @@ impl Route {
 
 impl Drop for Route {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.pipe.close();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.halt();
     }
 }
 

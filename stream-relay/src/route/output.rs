@@ -149,6 +149,16 @@ pub(super) fn run(
 
         link.drain_events(peers.events());
         peers.apply(&metrics, &status);
+        if up {
+            // Connectionless outputs (RIST, UDP) are up from the start: show whether anyone
+            // receives.
+            let has_peers = link.peers() > 0;
+            match status.state() {
+                LinkState::Connected if !has_peers => status.set_state(LinkState::Waiting),
+                LinkState::Waiting if has_peers => status.set_state(LinkState::Connected),
+                _ => {}
+            }
+        }
 
         if meter.tick(&metrics, || link.stats()) {
             // The Pipe counts its drops in the slot; mirror them into Prometheus.

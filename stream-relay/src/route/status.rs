@@ -10,6 +10,8 @@ pub enum LinkState {
     /// Listening, or waiting before the next connection attempt.
     Waiting,
     Connecting,
+    /// Connecting again after having been connected.
+    Reconnecting,
     Connected,
     Failed,
     Stopped,
@@ -22,6 +24,7 @@ impl LinkState {
             1 => LinkState::Connecting,
             2 => LinkState::Connected,
             3 => LinkState::Failed,
+            5 => LinkState::Reconnecting,
             _ => LinkState::Stopped,
         }
     }
@@ -33,6 +36,7 @@ impl LinkState {
             LinkState::Connected => 2,
             LinkState::Failed => 3,
             LinkState::Stopped => 4,
+            LinkState::Reconnecting => 5,
         }
     }
 }
@@ -43,7 +47,10 @@ pub struct LinkStatus {
     /// Redacted: safe to show anywhere.
     pub uri: String,
     pub transport: &'static str,
+    /// Outputs: their time buffer.
+    pub time_buffer_ms: Option<u64>,
     state: AtomicU8,
+    ever_connected: std::sync::atomic::AtomicBool,
     peers: AtomicUsize,
     error: Mutex<Option<String>>,
     /// Outputs: transit through the relay over the last seconds, p50 and p99, in seconds as
@@ -69,6 +76,8 @@ pub struct LinkSnapshot {
     pub state: LinkState,
     pub peers: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_buffer_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Outputs only: time from the input library handing a packet over to this output's
     /// library accepting it (`relay_transit_seconds`), p50 and p99 over the last 10 s, in
@@ -85,7 +94,9 @@ impl LinkStatus {
             name: name.to_owned(),
             uri,
             transport,
+            time_buffer_ms: None,
             state: AtomicU8::new(LinkState::Waiting.as_u8()),
+            ever_connected: std::sync::atomic::AtomicBool::new(false),
             peers: AtomicUsize::new(0),
             error: Mutex::new(None),
             transit_p50: AtomicU64::new(NO_FIGURE),
@@ -93,7 +104,18 @@ impl LinkStatus {
         }
     }
 
+    /// Connecting after having been connected reads as reconnecting.
     pub fn set_state(&self, s: LinkState) {
+        let s = match s {
+            LinkState::Connected => {
+                self.ever_connected.store(true, Ordering::Relaxed);
+                s
+            }
+            LinkState::Connecting if self.ever_connected.load(Ordering::Relaxed) => {
+                LinkState::Reconnecting
+            }
+            s => s,
+        };
         self.state.store(s.as_u8(), Ordering::Relaxed);
     }
 
@@ -128,6 +150,7 @@ impl LinkStatus {
             transport: self.transport,
             state: self.state(),
             peers: self.peers.load(Ordering::Relaxed),
+            time_buffer_ms: self.time_buffer_ms,
             error: self.error(),
             transit_p50_ms: load_secs(&self.transit_p50).map(|s| s * 1000.0),
             transit_p99_ms: load_secs(&self.transit_p99).map(|s| s * 1000.0),

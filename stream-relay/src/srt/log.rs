@@ -65,10 +65,146 @@ unsafe extern "C" fn handler(
 fn emit(level: c_int, area: &str, message: &str) {
     let text = message.trim_start_matches(": ").trim_end();
     let text = redact::scrub(text);
+    // A refused caller (wrong or missing passphrase, ...): libsrt tells only its log, in four
+    // lines per attempt, and a caller retries many times a second. Count each refusal, log
+    // one summary per reason now and then, and keep libsrt's own lines for debug.
+    if let Some(reason) = rejection(area, &text) {
+        rejections::record(reason);
+        tracing::debug!(target: "srt", area, "{text}");
+        return;
+    }
+    if is_rejection_detail(area, &text) {
+        tracing::debug!(target: "srt", area, "{text}");
+        return;
+    }
     match level {
         l if l <= LOG_ERR => tracing::error!(target: "srt", area, "{text}"),
         LOG_WARNING => tracing::warn!(target: "srt", area, "{text}"),
         LOG_NOTICE => tracing::info!(target: "srt", area, "{text}"),
         _ => tracing::debug!(target: "srt", area, "{text}"),
+    }
+}
+
+/// The reason of a refused connection, from libsrt's `processConnectRequest: rsp(REJECT): CODE -
+/// TEXT` line (a listener refusing a caller).
+fn rejection(area: &str, text: &str) -> Option<&'static str> {
+    if area != "processConnectRequest" {
+        return None;
+    }
+    let code: u32 = text
+        .split("rsp(REJECT): ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
+    // SRT_REJ_* (libsrt's srt.h); 1000 + n are SRT_REJX_* codes from a listen callback.
+    Some(match code {
+        1010 => "bad_passphrase",
+        1011 => "passphrase_missing",
+        1014 => "stream_id_refused",
+        1009 => "version",
+        1013 => "config_mismatch",
+        1017 => "crypto_mismatch",
+        _ => "other",
+    })
+}
+
+/// libsrt's other lines about the same refusal, which would repeat the count's story.
+fn is_rejection_detail(area: &str, text: &str) -> bool {
+    matches!(
+        area,
+        "processSrtMsg_KMREQ" | "interpretSrtHandshake" | "newConnection" | "processConnectRequest"
+    ) && (text.contains("BADSECRET")
+        || text.contains("NOSECRET")
+        || text.contains("rejecting per enforced encryption")
+        || text.contains("connection rejected")
+        || text.starts_with("listen ret:"))
+}
+
+/// Callers a listener refused, by reason, for `relay_callers_rejected_total`.
+pub mod rejections {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    struct State {
+        counts: BTreeMap<&'static str, u64>,
+        logged: BTreeMap<&'static str, (Instant, u64)>,
+    }
+
+    static STATE: Mutex<State> = Mutex::new(State {
+        counts: BTreeMap::new(),
+        logged: BTreeMap::new(),
+    });
+
+    /// One summary line per reason at most this often.
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    pub(super) fn record(reason: &'static str) {
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let total = {
+            let c = st.counts.entry(reason).or_insert(0);
+            *c += 1;
+            *c
+        };
+        let now = Instant::now();
+        let due = st
+            .logged
+            .get(reason)
+            .is_none_or(|(at, _)| now.duration_since(*at) >= LOG_EVERY);
+        if due {
+            let since = st
+                .logged
+                .get(reason)
+                .map_or(total, |(_, seen)| total - seen);
+            st.logged.insert(reason, (now, total));
+            tracing::warn!(
+                reason,
+                refused = since,
+                total,
+                "SRT caller refused (retries are counted, not logged one by one)"
+            );
+        }
+    }
+
+    /// Every reason seen, with its count.
+    pub fn snapshot() -> Vec<(&'static str, u64)> {
+        STATE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_recognised_by_code() {
+        assert_eq!(
+            rejection(
+                "processConnectRequest",
+                "rsp(REJECT): 1010 - Incorrect passphrase"
+            ),
+            Some("bad_passphrase")
+        );
+        assert_eq!(
+            rejection(
+                "processConnectRequest",
+                "rsp(REJECT): 1011 - Password required or unexpected"
+            ),
+            Some("passphrase_missing")
+        );
+        assert_eq!(rejection("processConnectRequest", "listen ret: 1010"), None);
+        assert_eq!(rejection("other", "rsp(REJECT): 1010 - x"), None);
+        assert!(is_rejection_detail(
+            "processSrtMsg_KMREQ",
+            "KMREQ/rcv: (snd) Rx process failure - BADSECRET"
+        ));
     }
 }

@@ -65,6 +65,20 @@ impl TransportRelay for SrtEndpoint {
     fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
         Ok(Box::new(SrtOutput::open(self.clone())?))
     }
+
+    fn binds(&self, _as_input: bool) -> Vec<(String, u16)> {
+        match self.mode {
+            Mode::Listener => vec![(self.host.clone(), self.port)],
+            Mode::Rendezvous => vec![(
+                self.adapter.clone().unwrap_or_default(),
+                self.local_port.unwrap_or(self.port),
+            )],
+            Mode::Caller => self
+                .local_port
+                .map(|p| vec![(self.adapter.clone().unwrap_or_default(), p)])
+                .unwrap_or_default(),
+        }
+    }
 }
 
 fn fatal(what: &str, ep: &SrtEndpoint, e: &Error) -> LinkError {

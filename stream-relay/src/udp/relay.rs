@@ -7,7 +7,7 @@ use super::socket::{set_multicast_if_v4, set_recv_buffer, set_send_buffer, wait_
 use super::uri::UdpEndpoint;
 use crate::common::clock;
 use crate::relay::link::LinkEvent;
-use crate::relay::source_lock::{SourceLock, Verdict};
+use crate::relay::source_lock::Senders;
 use crate::relay::{
     InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
 };
@@ -35,6 +35,19 @@ impl TransportRelay for UdpEndpoint {
     fn open_output(&self) -> Result<Box<dyn OutputLink>, LinkError> {
         Ok(Box::new(UdpOutput::open(self.clone())?))
     }
+
+    fn binds(&self, as_input: bool) -> Vec<(String, u16)> {
+        if !as_input {
+            return Vec::new();
+        }
+        // A group member binds the port on every address.
+        let host = if self.multicast_group().is_some() {
+            String::new()
+        } else {
+            self.host.clone()
+        };
+        vec![(host, self.port)]
+    }
 }
 
 fn unspecified_like(addr: IpAddr) -> IpAddr {
@@ -48,10 +61,7 @@ pub struct UdpInput {
     ep: UdpEndpoint,
     sock: UdpSocket,
     buf: Vec<u8>,
-    source: SourceLock<SocketAddr>,
-    connected: bool,
-    pending: Vec<Packet>,
-    events: Vec<LinkEvent>,
+    senders: Senders<SocketAddr>,
     truncated: u64,
 }
 
@@ -108,105 +118,98 @@ impl UdpInput {
             buf: vec![0; ep.pkt_size + 1],
             ep,
             sock,
-            source: SourceLock::new(SOURCE_TAKEOVER),
-            connected: false,
-            pending: Vec::new(),
-            events: Vec::new(),
+            senders: Senders::new(SOURCE_TAKEOVER, |a| a.to_string()),
             truncated: 0,
         })
     }
+}
 
-    fn read(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
-        let lost = |e: std::io::Error| LinkError::Lost(format!("reading {}: {e}", self.ep));
-        if !wait_readable(&self.sock, timeout).map_err(lost)? {
-            return Ok(());
+/// Reads what the socket has (waiting up to `timeout` for the first datagram) into `out`.
+fn read_datagrams(
+    input: &mut UdpIo,
+    senders: &mut Senders<SocketAddr>,
+    out: &mut Vec<Packet>,
+    timeout: Duration,
+) -> Result<(), LinkError> {
+    let ep = input.ep;
+    let lost = |e: std::io::Error| LinkError::Lost(format!("reading {ep}: {e}"));
+    if !wait_readable(input.sock, timeout).map_err(lost)? {
+        return Ok(());
+    }
+    for _ in 0..MAX_BATCH {
+        let (n, from) = match input.sock.recv_from(input.buf) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(lost(e)),
+        };
+        let now = Instant::now();
+        if !senders.admit(&from, now) {
+            continue;
         }
-        for _ in 0..MAX_BATCH {
-            let (n, from) = match self.sock.recv_from(&mut self.buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(LinkError::Lost(format!("reading {}: {e}", self.ep))),
-            };
-            let now = Instant::now();
-            match self.source.offer(&from, now) {
-                Verdict::Current => {}
-                Verdict::First => self.events.push(LinkEvent::Connected {
-                    peer: from.to_string(),
-                }),
-                Verdict::Replaced(old) => {
-                    self.events.push(LinkEvent::Disconnected {
-                        peer: old.to_string(),
-                        reason: format!("replaced by {from}"),
-                    });
-                    self.events.push(LinkEvent::Connected {
-                        peer: from.to_string(),
-                    });
-                }
-                Verdict::Ignored => {
-                    let n = self.source.ignored();
-                    if n == 1 || n.is_multiple_of(1000) {
-                        tracing::warn!(from = %from, dropped = n, "a second UDP sender while the current one is alive; ignoring it");
-                    }
-                    continue;
-                }
+        let n = if n > ep.pkt_size {
+            *input.truncated += 1;
+            let count = *input.truncated;
+            if count == 1 || count.is_multiple_of(1000) {
+                tracing::warn!(
+                    pkt_size = ep.pkt_size,
+                    count,
+                    "datagram larger than pkt_size truncated"
+                );
             }
-            let n = if n > self.ep.pkt_size {
-                self.truncated += 1;
-                if self.truncated == 1 || self.truncated.is_multiple_of(1000) {
-                    tracing::warn!(
-                        pkt_size = self.ep.pkt_size,
-                        count = self.truncated,
-                        "datagram larger than pkt_size truncated"
-                    );
-                }
-                self.ep.pkt_size
-            } else {
-                n
-            };
-            self.connected = true;
-            // UDP carries no timestamp: the source time is the arrival.
-            out.push(Packet::new(
-                Bytes::copy_from_slice(&self.buf[..n]),
-                clock::now_us(),
-                now,
-            ));
-        }
-        Ok(())
+            ep.pkt_size
+        } else {
+            n
+        };
+        // UDP carries no timestamp: the source time is the arrival.
+        out.push(Packet::new(
+            Bytes::copy_from_slice(&input.buf[..n]),
+            clock::now_us(),
+            now,
+        ));
+    }
+    Ok(())
+}
+
+/// The parts of a `UdpInput` a read needs, borrowed apart from its `Senders`.
+struct UdpIo<'a> {
+    ep: &'a UdpEndpoint,
+    sock: &'a UdpSocket,
+    buf: &'a mut [u8],
+    truncated: &'a mut u64,
+}
+
+impl UdpInput {
+    fn io(&mut self) -> (UdpIo<'_>, &mut Senders<SocketAddr>) {
+        (
+            UdpIo {
+                ep: &self.ep,
+                sock: &self.sock,
+                buf: &mut self.buf,
+                truncated: &mut self.truncated,
+            },
+            &mut self.senders,
+        )
     }
 }
 
 impl InputLink for UdpInput {
     fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
-        let mut got = std::mem::take(&mut self.pending);
-        let result = self.read(&mut got, timeout);
-        self.pending = got;
-        result?;
-        Ok(self.connected)
+        let (mut io, senders) = self.io();
+        senders.connect(|s, out| read_datagrams(&mut io, s, out, timeout))
     }
 
     fn is_connected(&self) -> bool {
-        self.connected
+        self.senders.is_connected()
     }
 
     fn recv(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
-        let had = !self.pending.is_empty();
-        out.append(&mut self.pending);
-        self.read(out, if had { Duration::ZERO } else { timeout })
+        let (mut io, senders) = self.io();
+        senders.recv(out, timeout, |s, out, t| read_datagrams(&mut io, s, out, t))
     }
 
     fn disconnect(&mut self, reason: &str) {
-        if self.connected {
-            if let Some(from) = self.source.current() {
-                self.events.push(LinkEvent::Disconnected {
-                    peer: from.to_string(),
-                    reason: reason.to_owned(),
-                });
-            }
-        }
-        self.connected = false;
-        self.source.reset();
-        self.pending.clear();
+        self.senders.disconnect(reason);
     }
 
     fn stats(&mut self) -> LinkStats {
@@ -218,7 +221,7 @@ impl InputLink for UdpInput {
     }
 
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
-        out.append(&mut self.events);
+        self.senders.drain_events(out);
     }
 }
 

@@ -105,7 +105,7 @@ impl Relay {
             http,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if http_get(http, "/health").is_some() {
                 return relay;
@@ -194,6 +194,65 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let code = resp.split(' ').nth(1)?.parse().ok()?;
     let body = resp.split_once("\r\n\r\n")?.1.to_owned();
     Some((code, body))
+}
+
+/// Any HTTP request; returns the status and the body.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split(' ').nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n")?.1.to_owned();
+    Some((code, body))
+}
+
+/// ffmpeg sending 20 s of a 320x240 MPEG-2 test picture as MPEG-TS to `url`.
+pub fn ffmpeg_test_source(url: &str) -> Proc {
+    Proc(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-re", "-f", "lavfi"])
+            .args(["-i", "testsrc=size=320x240:rate=25", "-t", "20"])
+            .args(["-c:v", "mpeg2video", "-b:v", "1M", "-f", "mpegts"])
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ffmpeg"),
+    )
+}
+
+/// Asserts that ffprobe reading `url` sees the test picture `ffmpeg_test_source` sends.
+pub fn assert_ffprobe_sees_test_picture(url: &str, relay: &Relay) {
+    let out = Command::new("timeout")
+        .args(["20", "ffprobe", "-v", "error", "-show_entries"])
+        .args(["stream=codec_name,width,height", "-of", "csv=p=0"])
+        .arg(url)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mpeg2video,320,240"),
+        "ffprobe saw: {text:?} / {}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        relay.logs()
+    );
 }
 
 pub fn slt(args: &[&str]) -> Proc {

@@ -1,0 +1,460 @@
+//! The HTTP control API under `/api/` (documented in `docs/openapi.json`). Every change goes
+//! through the same path as a reload: the whole configuration is checked, then only the
+//! difference is applied. Mutating calls need the bearer token when one is configured. No
+//! secret is ever returned: URIs come back with secret values masked.
+
+// Handlers answer with axum's Response on every path, errors included; boxing it to please
+// `result_large_err` would only add an allocation to a control path.
+#![allow(clippy::result_large_err)]
+
+use super::file::{ConfigFile, OutputConfig, RouteConfig};
+use super::supervisor::Changes;
+use crate::common::redact::{is_secret_key, MASK};
+use crate::http::AppState;
+use crate::route::RouteSnapshot;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/routes", get(list))
+        .route(
+            "/api/routes/{name}",
+            get(get_one).put(put_one).delete(delete_one),
+        )
+        .route("/api/routes/{name}/outputs", post(add_output))
+        .route("/api/routes/{name}/outputs/{output}", delete(remove_output))
+        .route("/api/reload", post(reload))
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    config: RouteConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<RouteSnapshot>,
+}
+
+fn error(status: StatusCode, message: &str, details: &[String]) -> Response {
+    (
+        status,
+        Json(json!({ "error": message, "details": details })),
+    )
+        .into_response()
+}
+
+/// Masks every secret value (`passphrase=`, `secret=`, `password=`...) in a URI as written.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((base, query)) = uri.split_once('?') else {
+        return uri.to_owned();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_key(k) => format!("{k}={MASK}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
+fn redacted(route: &RouteConfig) -> RouteConfig {
+    let mut r = route.clone();
+    r.input = redact_uri(&r.input);
+    for o in &mut r.outputs {
+        *o = match o {
+            OutputConfig::Uri(u) => OutputConfig::Uri(redact_uri(u)),
+            OutputConfig::Table {
+                name,
+                uri,
+                time_buffer_ms,
+            } => OutputConfig::Table {
+                name: name.clone(),
+                uri: redact_uri(uri),
+                time_buffer_ms: *time_buffer_ms,
+            },
+        };
+    }
+    r
+}
+
+fn control(state: &AppState) -> Result<&Arc<super::Control>, Response> {
+    state.control.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "no configuration file: the control API needs `stream-relay run --config FILE`",
+            &[],
+        )
+    })
+}
+
+/// Constant-time comparison, so the time taken says nothing about the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let control = control(state)?;
+    let token = control.token.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(token) = token.as_ref() else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if same(given.as_bytes(), token.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required (Authorization: Bearer ...)",
+            &[],
+        ))
+    }
+}
+
+fn snapshot(state: &AppState, name: &str) -> Option<RouteSnapshot> {
+    state
+        .routes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|r| r.name() == name)
+        .map(|r| r.snapshot())
+}
+
+fn current_file(control: &super::Control) -> ConfigFile {
+    control
+        .supervisor
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .file()
+        .clone()
+}
+
+async fn list(State(state): State<Arc<AppState>>) -> Response {
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let views: Vec<RouteView> = current_file(control)
+        .routes
+        .iter()
+        .map(|r| RouteView {
+            config: redacted(r),
+            status: snapshot(&state, &r.name),
+        })
+        .collect();
+    Json(views).into_response()
+}
+
+async fn get_one(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match current_file(control).routes.iter().find(|r| r.name == name) {
+        Some(r) => Json(RouteView {
+            config: redacted(r),
+            status: snapshot(&state, &r.name),
+        })
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such route", &[]),
+    }
+}
+
+/// Applies `file` like a reload and answers with what changed.
+async fn apply(state: Arc<AppState>, file: ConfigFile, created: bool) -> Response {
+    let control = match control(&state) {
+        Ok(c) => c.clone(),
+        Err(r) => return r,
+    };
+    let st = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let result = control.apply(&file, &st.routes);
+        if let Ok(changes) = &result {
+            if control.persist && changes.failed.is_empty() {
+                if let Err(e) = control.persist_file(&file) {
+                    tracing::error!(error = %e, "cannot persist the configuration");
+                }
+            }
+        }
+        result
+    })
+    .await;
+    match outcome {
+        Ok(Ok(changes)) => changes_response(changes, created),
+        Ok(Err(errors)) if errors.iter().any(|e| e.contains("is already bound by")) => error(
+            StatusCode::CONFLICT,
+            "conflicts with the running configuration",
+            &errors,
+        ),
+        Ok(Err(errors)) => error(StatusCode::BAD_REQUEST, "invalid configuration", &errors),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the change did not complete",
+            &[],
+        ),
+    }
+}
+
+fn changes_response(changes: Changes, created: bool) -> Response {
+    if !changes.failed.is_empty() {
+        let failed = changes.failed.clone();
+        return error(
+            StatusCode::CONFLICT,
+            "valid, but could not start (a port in use?)",
+            &failed,
+        );
+    }
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(json!({ "changes": changes }))).into_response()
+}
+
+async fn put_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut route: RouteConfig = match parse_body(&body, &name) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    route.name = name.clone();
+    let mut file = current_file(control);
+    let created = match file.routes.iter_mut().find(|r| r.name == name) {
+        Some(r) => {
+            *r = route;
+            false
+        }
+        None => {
+            file.routes.push(route);
+            true
+        }
+    };
+    apply(state.clone(), file, created).await
+}
+
+/// A route in JSON; its `name`, if given, must be the one in the path.
+fn parse_body(body: &str, name: &str) -> Result<RouteConfig, Response> {
+    let mut v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not JSON: {e}"),
+            &[],
+        )
+    })?;
+    if let Some(obj) = v.as_object_mut() {
+        match obj.get("name").and_then(|n| n.as_str()) {
+            Some(n) if n != name => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "the route's name in the body differs from the one in the path",
+                    &[],
+                ))
+            }
+            _ => {
+                obj.insert("name".into(), json!(name));
+            }
+        }
+    }
+    serde_json::from_value(v)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("not a route: {e}"), &[]))
+}
+
+async fn delete_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut file = current_file(control);
+    let before = file.routes.len();
+    file.routes.retain(|r| r.name != name);
+    if file.routes.len() == before {
+        return error(StatusCode::NOT_FOUND, "no such route", &[]);
+    }
+    apply(state.clone(), file, false).await
+}
+
+async fn add_output(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let output: OutputConfig = match serde_json::from_str(&body) {
+        Ok(o) => o,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "not an output (a URI string or an object with name, uri, time_buffer_ms): {e}"
+                ),
+                &[],
+            )
+        }
+    };
+    let mut file = current_file(control);
+    let Some(route) = file.routes.iter_mut().find(|r| r.name == name) else {
+        return error(StatusCode::NOT_FOUND, "no such route", &[]);
+    };
+    // An output added by the API gets a name, so later changes can address it.
+    let output = match output {
+        OutputConfig::Uri(uri) => OutputConfig::Table {
+            name: Some(format!("out{}", route.outputs.len() + 1)),
+            uri,
+            time_buffer_ms: None,
+        },
+        t => t,
+    };
+    let wanted = output.name().map(str::to_owned);
+    if let Some(n) = &wanted {
+        if output_names(route).contains(n) {
+            return error(
+                StatusCode::CONFLICT,
+                "the route already has an output by that name",
+                &[],
+            );
+        }
+    }
+    route.outputs.push(output);
+    apply(state.clone(), file, true).await
+}
+
+/// The names outputs get in a route (given, or `outN` by position).
+fn output_names(route: &RouteConfig) -> Vec<String> {
+    route
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("out{}", i + 1))
+        })
+        .collect()
+}
+
+async fn remove_output(
+    State(state): State<Arc<AppState>>,
+    Path((name, output)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut file = current_file(control);
+    let Some(route) = file.routes.iter_mut().find(|r| r.name == name) else {
+        return error(StatusCode::NOT_FOUND, "no such route", &[]);
+    };
+    let names = output_names(route);
+    let Some(i) = names.iter().position(|n| *n == output) else {
+        return error(StatusCode::NOT_FOUND, "no such output", &[]);
+    };
+    // Outputs named by position keep their names: the others are written out with theirs.
+    let mut kept = Vec::new();
+    for (j, o) in route.outputs.drain(..).enumerate() {
+        if j == i {
+            continue;
+        }
+        kept.push(match o {
+            OutputConfig::Uri(uri) => OutputConfig::Table {
+                name: Some(names[j].clone()),
+                uri,
+                time_buffer_ms: None,
+            },
+            t => t,
+        });
+    }
+    route.outputs = kept;
+    apply(state.clone(), file, false).await
+}
+
+async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c.clone(),
+        Err(r) => return r,
+    };
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || control.reload(&st.routes)).await {
+        Ok(Ok(changes)) => changes_response(changes, false),
+        Ok(Err(errors)) => error(
+            StatusCode::BAD_REQUEST,
+            "invalid configuration: nothing changed",
+            &errors,
+        ),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the reload did not complete",
+            &[],
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_in_uris_as_written() {
+        assert_eq!(
+            redact_uri("srt://:9000?passphrase=${P}&latency=120"),
+            "srt://:9000?passphrase=***&latency=120"
+        );
+        assert_eq!(
+            redact_uri("rist://h:1?secret=abcdefghij&aes-type=128&password=x"),
+            "rist://h:1?secret=***&aes-type=128&password=***"
+        );
+        assert_eq!(redact_uri("udp://h:1"), "udp://h:1");
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
+}
