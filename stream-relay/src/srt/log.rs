@@ -141,7 +141,7 @@ pub mod rejections {
     /// One summary line per reason at most this often.
     const LOG_EVERY: Duration = Duration::from_secs(10);
 
-    pub(super) fn record(reason: &'static str) {
+    pub(crate) fn record(reason: &'static str) {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         let total = {
             let c = st.counts.entry(reason).or_insert(0);

@@ -335,6 +335,7 @@ impl SrtInput {
             return Ok(false);
         };
         match listener.accept() {
+            Ok(Some((sock, addr))) if unsecured(&self.side.ep, &sock, addr) => Ok(false),
             Ok(Some((sock, addr))) => {
                 if self.conn.is_some() {
                     // The newest caller wins: an encoder that dropped and came back must not be
@@ -520,6 +521,7 @@ impl SrtOutput {
     fn accept_all(&mut self) -> Result<(), LinkError> {
         while let Some(listener) = &self.side.listener {
             match listener.accept() {
+                Ok(Some((sock, addr))) if unsecured(&self.side.ep, &sock, addr) => {}
                 Ok(Some((sock, addr))) => self.add_peer(sock, addr)?,
                 Ok(None) => break,
                 Err(e) => return Err(LinkError::Connect(e.to_string())),
@@ -536,6 +538,23 @@ impl SrtOutput {
             reason,
         });
     }
+}
+
+/// An encrypted listener must never carry clear data. libsrt refuses unencrypted HSv5
+/// callers during the handshake, but an old (HSv4) caller negotiates its keys after the
+/// connection and comes out of accept unsecured: such a socket is closed here, and counted.
+fn unsecured(ep: &SrtEndpoint, sock: &Socket, addr: Option<SocketAddr>) -> bool {
+    if ep.options.passphrase.is_none() {
+        return false;
+    }
+    let state = sock.get_i32(srt_sys::SRTO_KMSTATE, "SRTO_KMSTATE");
+    if state.as_ref().ok() == Some(&(srt_sys::SRT_KM_S_SECURED as i32)) {
+        return false;
+    }
+    tracing::warn!(peer = %describe(sock, addr), km_state = ?state.ok(), "accepted caller is not encrypted; closing it");
+    super::log::rejections::record("unsecured");
+    // The caller drops the socket, which closes it.
+    true
 }
 
 /// The source time to hand libsrt: the input's, unless libsrt would refuse it (earlier than
