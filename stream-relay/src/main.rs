@@ -448,6 +448,7 @@ async fn serve(
         started,
         stopping: Default::default(),
         control: control.clone(),
+        feed: Default::default(),
     });
     for spec in specs {
         let name = spec.name.clone();
