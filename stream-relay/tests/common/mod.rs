@@ -82,7 +82,11 @@ impl Relay {
     }
 
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Relay {
-        let http = free_port();
+        Self::start_at(free_port(), args, env)
+    }
+
+    /// On a given HTTP port (a relay restarted where clients expect it).
+    pub fn start_at(http: u16, args: &[&str], env: &[(&str, &str)]) -> Relay {
         let log = std::env::temp_dir().join(format!(
             "stream-relay-test-{}-{}.log",
             std::process::id(),
