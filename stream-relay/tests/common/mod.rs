@@ -22,7 +22,7 @@ pub fn require(tool: &str) -> bool {
             eprintln!("skipping: {tool} not installed");
             return false;
         }
-        panic!("{tool} is not installed (apt-get install srt-tools rist-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
+        panic!("{tool} is not installed (apt-get install srt-tools rist-tools ffmpeg prometheus chromium, or bash scripts/setup.sh), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
     }
     true
 }
@@ -384,6 +384,26 @@ impl LiveSource {
             &format!("udp://127.0.0.1:{udp}"),
             &format!("srt://127.0.0.1:{relay_port}?mode=caller{params}"),
         ]);
+        Self::through(sender, udp, kbps)
+    }
+
+    /// The same over RIST (main profile), through librist's ristsender.
+    pub fn rist(relay_port: u16, kbps: u64) -> LiveSource {
+        let udp = free_port();
+        let sender = rist_tool(
+            "ristsender",
+            &[
+                "-i",
+                &format!("udp://@127.0.0.1:{udp}"),
+                "-o",
+                &format!("rist://127.0.0.1:{relay_port}"),
+            ],
+        );
+        Self::through(sender, udp, kbps)
+    }
+
+    /// Datagrams at `kbps` into `udp`, where `sender` takes them to the relay.
+    fn through(sender: Proc, udp: u16, kbps: u64) -> LiveSource {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let pump = std::thread::spawn(move || {
