@@ -180,8 +180,9 @@ async fn feed(
     let interval = p.interval;
     upgrade
         .max_message_size(64 * 1024)
-        // Each message is flushed as it is sent; no need for tungstenite's 128 KiB default
-        // write buffer per client.
+        // Clients only send control frames, and each message is flushed as it is sent: no need
+        // for tungstenite's 128 KiB default buffers per client.
+        .read_buffer_size(4096)
         .write_buffer_size(0)
         .on_upgrade(move |socket| serve(socket, state, interval))
 }
