@@ -76,16 +76,24 @@ impl Feed {
         self.clients.load(Ordering::Relaxed)
     }
 
-    fn stats(&self, state: &AppState, tick_ms: u64) -> Utf8Bytes {
+    /// The stats message of one tick, made once for every client on that tick. None while a
+    /// reload holds the routes (it may be joining threads): the tick is skipped rather than
+    /// blocking an async worker, and the next one reports.
+    fn stats(&self, state: &AppState, tick_ms: u64) -> Option<Utf8Bytes> {
         let mut cached = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((t, msg)) = cached.as_ref() {
             if *t == tick_ms {
-                return msg.clone();
+                return Some(msg.clone());
             }
         }
-        let msg: Utf8Bytes = stats_message(state).into();
+        let routes = match state.routes.try_lock() {
+            Ok(r) => r,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let msg: Utf8Bytes = stats_message(state, &routes).into();
         *cached = Some((tick_ms, msg.clone()));
-        msg
+        Some(msg)
     }
 }
 
@@ -278,7 +286,11 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, interval: Duration) {
     let mut events = state.metrics.events.subscribe();
     let outbox = Arc::new(Outbox::new());
     outbox.push(Item::Other(snapshot_message(&state, interval).into()));
-    outbox.push(Item::Stats(stats_message(&state).into()));
+    let first = stats_message(
+        &state,
+        &state.routes.lock().unwrap_or_else(|p| p.into_inner()),
+    );
+    outbox.push(Item::Stats(first.into()));
 
     let out = outbox.clone();
     let mut writer = tokio::spawn(async move {
@@ -316,7 +328,9 @@ async fn serve(socket: WebSocket, state: Arc<AppState>, interval: Duration) {
                 let tick_ms = at.saturating_duration_since(state.started).as_millis() as u64;
                 // Rounded to the period, so clients that woke a little apart share the tick.
                 let tick_ms = (tick_ms + period_ms / 2) / period_ms * period_ms;
-                outbox.push(Item::Stats(state.feed.stats(&state, tick_ms)));
+                if let Some(stats) = state.feed.stats(&state, tick_ms) {
+                    outbox.push(Item::Stats(stats));
+                }
             }
             event = events.recv() => match event {
                 Ok((kind, json)) => {
@@ -380,7 +394,7 @@ fn snapshot_message(state: &AppState, interval: Duration) -> String {
     serde_json::to_string(&msg).unwrap_or_default()
 }
 
-fn stats_message(state: &AppState) -> String {
+fn stats_message(state: &AppState, routes: &[Route]) -> String {
     #[derive(Serialize)]
     struct Stats<'a> {
         #[serde(rename = "type")]
@@ -392,13 +406,12 @@ fn stats_message(state: &AppState) -> String {
         clients: u64,
         routes: Vec<crate::route::stats::RouteStats>,
     }
-    let routes = state.routes.lock().unwrap_or_else(|p| p.into_inner());
     let msg = Stats {
         kind: "stats",
         v: FEED_VERSION,
         time_ms: unix_ms(),
         uptime_s: state.started.elapsed().as_secs_f64(),
-        status: status(state, &routes),
+        status: status(state, routes),
         clients: state.feed.clients(),
         routes: routes.iter().map(Route::stats).collect(),
     };
