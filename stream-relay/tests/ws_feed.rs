@@ -471,3 +471,50 @@ async fn a_hundred_clients_cost_little() {
         rss_busy - rss_idle
     );
 }
+
+/// An unreachable output: failed attempts with their retry delay, then a drop incident that
+/// opens while the input has data and closes with its count once the stream stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_output_reports_attempts_and_a_drop_incident() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let schema = feed_schema();
+    let input = free_port();
+    let relay = Relay::start(&[
+        "srt",
+        "-i",
+        &format!("srt://:{input}?mode=listener&passphrase={SECRET}"),
+        "-o",
+        "srt://127.0.0.1:9?conntimeo=300",
+        "--reconnect-min-ms",
+        "100",
+        "--reconnect-max-ms",
+        "400",
+    ]);
+    let mut ws = open(relay.http, "").await;
+    let attempt = wait_for(&mut ws, &schema, "reconnect_attempt_failed", |m| {
+        m["event"] == "reconnect_attempt_failed" && m["output"] == "out1"
+    })
+    .await;
+    assert!(attempt["attempt"].as_u64() >= Some(1), "{attempt}");
+    assert!(attempt["retry_in_ms"].as_u64().is_some(), "{attempt}");
+    let mut src = source(input, 2000);
+    let dropping = wait_for(&mut ws, &schema, "output_dropping", |m| {
+        m["event"] == "output_dropping" && m["output"] == "out1"
+    })
+    .await;
+    assert_eq!(dropping["reasons"], serde_json::json!(["output_down"]));
+    src.stop_sender();
+    let stopped = wait_for(&mut ws, &schema, "output_stopped_dropping", |m| {
+        m["event"] == "output_stopped_dropping" && m["output"] == "out1"
+    })
+    .await;
+    let packets = stopped["packets"].as_u64().expect("packets");
+    let counted = relay
+        .metric(r#"relay_packets_dropped_total{route="main",output="out1",reason="output_down"}"#);
+    assert!(
+        packets > 0 && packets as f64 <= counted,
+        "incident {packets}, /metrics {counted}"
+    );
+}
