@@ -1,4 +1,5 @@
-//! The HTTP server: `/health` (JSON summary) and `/metrics` (Prometheus text format).
+//! The HTTP server: `/health` (JSON summary), `/metrics` (Prometheus text format), the control
+//! API (`/api/`), and the monitoring feed and page (`/ws`, `/`).
 
 use crate::common::metrics::Metrics;
 use crate::route::{Route, RouteSnapshot};
@@ -20,6 +21,8 @@ pub struct AppState {
     pub stopping: AtomicBool,
     /// Present when routes come from a configuration file (`run --config`).
     pub control: Option<Arc<crate::control::Control>>,
+    /// The monitoring feed's shared state (`GET /ws`).
+    pub feed: crate::monitor::Feed,
 }
 
 #[derive(Serialize)]
@@ -35,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .merge(crate::control::api::routes())
+        .merge(crate::monitor::routes())
         .with_state(state)
 }
 

@@ -7,6 +7,7 @@ pub mod common;
 pub mod control;
 pub mod endpoint;
 pub mod http;
+pub mod monitor;
 pub mod relay;
 pub mod rist;
 pub mod route;

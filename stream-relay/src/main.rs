@@ -488,6 +488,7 @@ async fn serve(
         started,
         stopping: Default::default(),
         control: control.clone(),
+        feed: Default::default(),
     });
     for spec in specs {
         let name = spec.name.clone();

@@ -52,6 +52,7 @@ fn every_served_path_is_documented() {
     let sources = [
         include_str!("../src/http.rs"),
         include_str!("../src/control/api.rs"),
+        include_str!("../src/monitor.rs"),
     ];
     let mut served = 0;
     for src in sources {

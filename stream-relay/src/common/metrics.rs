@@ -106,6 +106,8 @@ pub struct Metrics {
     pub reloads: Family<ResultLabels, Counter>,
     pub rejected: Family<ReasonLabels, Counter>,
     pub srt_log_panics: Counter,
+    /// Events of the monitoring feed (`GET /ws`), published where the metrics are kept.
+    pub events: crate::common::events::EventBus,
 }
 
 impl Default for Metrics {
@@ -141,6 +143,7 @@ impl Metrics {
             reloads: Family::default(),
             rejected: Family::default(),
             srt_log_panics: Counter::default(),
+            events: crate::common::events::EventBus::new(),
         };
         // prometheus-client appends `_total` to counters itself.
         registry.register("relay_peers", "Connected peers", m.peers.clone());
@@ -289,6 +292,7 @@ impl Metrics {
             latency_ms: self.latency_ms.get_or_create(&labels).clone(),
             reordered: self.reordered.get_or_create(&labels).clone(),
             quality: self.quality.clone(),
+            events: self.events.clone(),
             labels,
         }
     }
@@ -371,18 +375,37 @@ impl Metrics {
     }
 
     pub fn transit(&self, route: &str, output: &str) -> Transit {
-        let hist = self
-            .transit
+        Transit {
+            hist: self.transit_histogram(route, output),
+            buckets: crate::relay::quantile::Buckets::new(transit_bounds().collect()),
+        }
+    }
+
+    /// The exported transit histogram of an output (shared with its recorder).
+    pub fn transit_histogram(&self, route: &str, output: &str) -> Histogram {
+        self.transit
             .get_or_create(&TransitLabels {
                 route: route.to_owned(),
                 output: output.to_owned(),
             })
-            .clone();
-        Transit {
-            hist,
-            buckets: crate::relay::quantile::Buckets::new(transit_bounds().collect()),
-        }
+            .clone()
     }
+}
+
+/// Count and sum of a histogram, read through the exposition encoder (prometheus-client keeps
+/// its own reader crate-private), so the feed shows exactly what `/metrics` shows.
+pub fn histogram_count_sum(h: &Histogram) -> (u64, f64) {
+    let mut registry = Registry::default();
+    registry.register("h", "", h.clone());
+    let mut text = String::new();
+    // Encoding into a String cannot fail: fmt::Write for String is infallible.
+    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value("h_count ") as u64, value("h_sum "))
 }
 
 fn to_text_format(openmetrics: &str) -> String {
@@ -427,9 +450,27 @@ pub struct LinkMetrics {
     pub reordered: Counter,
     /// Created on the first report: SRT has no such figure, and a 0 would read as a dead link.
     quality: Family<LinkLabels, GaugeF>,
+    pub events: crate::common::events::EventBus,
 }
 
 impl LinkMetrics {
+    /// Publishes an event about this side of the route on the monitoring feed.
+    pub fn event(
+        &self,
+        kind: crate::common::events::EventKind,
+        fill: impl FnOnce(&mut crate::common::events::Event),
+    ) {
+        let mut e =
+            crate::common::events::Event::link(kind, &self.labels.route, &self.labels.output);
+        fill(&mut e);
+        self.events.publish(e);
+    }
+
+    /// The link quality gauge, if the library has reported one (RIST).
+    pub fn quality(&self) -> Option<f64> {
+        self.quality.get(&self.labels).map(|g| g.get())
+    }
+
     pub fn record_stats(&self, s: &crate::relay::LinkStats) {
         self.packets_lost.inc_by(s.lost);
         self.loss_detected.inc_by(s.loss_detected);

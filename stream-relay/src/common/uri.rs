@@ -207,7 +207,7 @@ fn parse_query(query: &str) -> Result<Vec<(String, String)>, UriError> {
     Ok(params)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

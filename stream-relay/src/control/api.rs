@@ -94,7 +94,7 @@ fn control(state: &AppState) -> Result<&Arc<super::Control>, Response> {
 }
 
 /// Constant-time comparison, so the time taken says nothing about the token.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

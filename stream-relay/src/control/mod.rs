@@ -7,6 +7,7 @@ pub mod plan;
 pub mod secrets;
 pub mod supervisor;
 
+use crate::common::events::{Event, EventKind};
 use crate::common::metrics::Metrics;
 use crate::common::redact::Secret;
 use crate::route::Route;
@@ -46,6 +47,7 @@ impl Control {
             Err(e) => {
                 self.metrics.count_reload(false);
                 tracing::error!(event = "config_rejected", error = %crate::common::redact::scrub(&e), "configuration not applied");
+                self.publish_rejected(std::slice::from_ref(&e));
                 Err(vec![e])
             }
         }
@@ -67,6 +69,9 @@ impl Control {
                     changes = %serde_json::to_string(changes).unwrap_or_default(),
                     "configuration applied"
                 );
+                let mut event = Event::new(EventKind::ConfigReloaded);
+                event.changes = serde_json::to_value(changes).ok();
+                self.metrics.events.publish(event);
                 if let Ok(plan) = plan::plan(file, &process_env) {
                     *self.token.lock().unwrap_or_else(|p| p.into_inner()) = plan
                         .token
@@ -77,9 +82,21 @@ impl Control {
                 for e in errors {
                     tracing::error!(event = "config_rejected", error = %crate::common::redact::scrub(e), "configuration not applied");
                 }
+                self.publish_rejected(errors);
             }
         }
         result
+    }
+
+    fn publish_rejected(&self, errors: &[String]) {
+        let mut event = Event::new(EventKind::ConfigRejected);
+        event.errors = Some(
+            errors
+                .iter()
+                .map(|e| crate::common::redact::scrub(e).into_owned())
+                .collect(),
+        );
+        self.metrics.events.publish(event);
     }
 
     /// Writes `file` back to the configuration path atomically (temporary file + rename).

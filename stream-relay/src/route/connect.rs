@@ -3,6 +3,8 @@
 
 use super::status::{LinkState, LinkStatus};
 use super::POLL;
+use crate::common::events::EventKind;
+use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::LinkError;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ pub(super) fn step(
     backs_off: bool,
     backoff: &mut Backoff,
     status: &LinkStatus,
+    metrics: &LinkMetrics,
     side: &'static str,
     connect: impl FnOnce(Duration) -> Result<bool, LinkError>,
 ) -> Step {
@@ -45,12 +48,20 @@ pub(super) fn step(
         Ok(false) => Step::Pending,
         Err(LinkError::Fatal(e)) => {
             tracing::error!(error = %e, side, "link failed");
+            metrics.event(EventKind::LinkFailed, |ev| {
+                ev.reason = Some(crate::common::redact::scrub(&e).to_string());
+            });
             status.fail(e);
             Step::Fatal
         }
         Err(e) => {
             let delay = backoff.fail(now);
             tracing::warn!(error = %e, side, retry_in_ms = delay.as_millis() as u64, attempt = backoff.failures(), "connection attempt failed");
+            metrics.event(EventKind::ReconnectAttemptFailed, |ev| {
+                ev.reason = Some(crate::common::redact::scrub(&e.to_string()).to_string());
+                ev.retry_in_ms = Some(delay.as_millis() as u64);
+                ev.attempt = Some(backoff.failures());
+            });
             Step::Pending
         }
     }

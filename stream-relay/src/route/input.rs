@@ -37,7 +37,7 @@ pub(super) fn run(
     while !shared.stopping() {
         if !link.is_connected() {
             let backs_off = link.backs_off();
-            match connect::step(backs_off, &mut backoff, &status, "input", |t| {
+            match connect::step(backs_off, &mut backoff, &status, &metrics, "input", |t| {
                 link.connect(t)
             }) {
                 connect::Step::Connected => {

@@ -8,6 +8,7 @@ mod input;
 mod meter;
 mod output;
 mod peers;
+pub mod stats;
 pub mod status;
 
 use crate::common::metrics::{LinkLabels, Metrics, Side};
@@ -91,6 +92,8 @@ pub struct Route {
     shared: Arc<Shared>,
     pipe: Arc<Pipe>,
     input_status: Arc<LinkStatus>,
+    /// The same handles the input thread updates: the feed reads what /metrics reads.
+    input_metrics: stats::LinkHandles,
     input_thread: Option<JoinHandle<()>>,
     outputs: Vec<RunningOutput>,
 }
@@ -100,6 +103,7 @@ struct RunningOutput {
     name: String,
     status: Arc<LinkStatus>,
     slot: Arc<OutputSlot>,
+    metrics: stats::LinkHandles,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -150,10 +154,16 @@ impl Route {
             spec.input.to_string(),
             spec.input.transport(),
         ));
+        let lm = metrics.link(LinkLabels {
+            route: spec.name.clone(),
+            side: Side::input,
+            output: String::new(),
+        });
         let mut route = Route {
             shared: shared.clone(),
             pipe: pipe.clone(),
             input_status: input_status.clone(),
+            input_metrics: stats::LinkHandles::input(lm.clone()),
             input_thread: None,
             outputs: Vec::new(),
         };
@@ -161,11 +171,6 @@ impl Route {
             route.spawn_output(o, link)?;
         }
 
-        let lm = metrics.link(LinkLabels {
-            route: spec.name.clone(),
-            side: Side::input,
-            output: String::new(),
-        });
         let handle = spawn(format!("in:{}", spec.name), move || {
             input::run(input, &pipe, input_status, lm, &shared)
         })?;
@@ -192,6 +197,7 @@ impl Route {
             o.time_buffer.as_micros() as i64,
             settings.time_buffer_packets(o.time_buffer),
         );
+        let handles = stats::LinkHandles::output(lm.clone(), &self.shared.metrics);
         let shared = self.shared.clone();
         let (thread_slot, thread_status) = (slot.clone(), status.clone());
         let handle = spawn(format!("out:{}", o.name), move || {
@@ -203,6 +209,7 @@ impl Route {
             name: o.name.clone(),
             status,
             slot,
+            metrics: handles,
             thread: Some(handle),
         });
         Ok(())
@@ -259,6 +266,19 @@ impl Route {
             transit_p99_ms: worst(|o| o.transit_p99_ms),
             input: self.input_status.snapshot(),
             outputs,
+        }
+    }
+
+    /// Live figures of every side, read from the metric handles the route threads update.
+    pub fn stats(&self) -> stats::RouteStats {
+        stats::RouteStats {
+            name: self.shared.name.clone(),
+            input: self.input_metrics.read(&self.input_status),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| o.metrics.read(&o.status))
+                .collect(),
         }
     }
 

@@ -8,6 +8,7 @@ use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
 use crate::common::clock;
+use crate::common::events::EventKind;
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::pipe::{DropReason, OutputSlot};
@@ -76,7 +77,7 @@ pub(super) fn run(
     while !shared.stopping() && !slot.is_closed() {
         if !up {
             let backs_off = link.backs_off();
-            match connect::step(backs_off, &mut backoff, &status, "output", |t| {
+            match connect::step(backs_off, &mut backoff, &status, &metrics, "output", |t| {
                 link.connect(t)
             }) {
                 connect::Step::Connected => {
@@ -102,7 +103,9 @@ pub(super) fn run(
                 };
                 if held.push(packet).is_some() {
                     timebuf_drops.inc();
-                    drops.incident.dropped(DropReason::TimeBufferFull, 1);
+                    drops
+                        .incident
+                        .dropped(DropReason::TimeBufferFull, 1, &metrics);
                 }
             }
             held.pop_due(clock::now_us(), &mut ready);
@@ -125,7 +128,9 @@ pub(super) fn run(
                     }
                     Ok(SendOutcome::Dropped) => {
                         sendbuf_drops.inc();
-                        drops.incident.dropped(DropReason::SendBufferFull, 1);
+                        drops
+                            .incident
+                            .dropped(DropReason::SendBufferFull, 1, &metrics);
                     }
                     Err(e) => {
                         lost = Some(e);
@@ -162,7 +167,7 @@ pub(super) fn run(
 
         if meter.tick(&metrics, || link.stats()) {
             // The Pipe counts its drops in the slot; mirror them into Prometheus.
-            drops.sync(&slot);
+            drops.sync(&slot, &metrics);
             let q = transit_window.tick(transit.buckets(), &[0.5, 0.99]);
             status.set_transit(q[0], q[1]);
             let (packets, span_us) = held.fill();
@@ -172,7 +177,7 @@ pub(super) fn run(
     }
 
     slot.set_up(false);
-    drops.sync(&slot);
+    drops.sync(&slot, &metrics);
     link.disconnect("relay stopping");
     link.drain_events(peers.events());
     peers.apply(&metrics, &status);
@@ -195,7 +200,7 @@ struct DropMirror {
 
 impl DropMirror {
     /// Called once a second.
-    fn sync(&mut self, slot: &OutputSlot) {
+    fn sync(&mut self, slot: &OutputSlot, metrics: &LinkMetrics) {
         let down = slot.dropped(DropReason::OutputDown);
         let full = slot.dropped(DropReason::QueueFull);
         let new_down = down.saturating_sub(self.seen_down);
@@ -205,12 +210,14 @@ impl DropMirror {
         self.seen_down = self.seen_down.max(down);
         self.seen_full = self.seen_full.max(full);
         if new_down > 0 {
-            self.incident.dropped(DropReason::OutputDown, new_down);
+            self.incident
+                .dropped(DropReason::OutputDown, new_down, metrics);
         }
         if new_full > 0 {
-            self.incident.dropped(DropReason::QueueFull, new_full);
+            self.incident
+                .dropped(DropReason::QueueFull, new_full, metrics);
         }
-        self.incident.tick();
+        self.incident.tick(metrics);
     }
 }
 
@@ -226,7 +233,7 @@ struct Incident {
 }
 
 impl Incident {
-    fn dropped(&mut self, reason: DropReason, packets: u64) {
+    fn dropped(&mut self, reason: DropReason, packets: u64, metrics: &LinkMetrics) {
         let label = reason.as_label();
         if !self.reasons.contains(&label) {
             self.reasons.push(label);
@@ -235,13 +242,14 @@ impl Incident {
             self.active = true;
             self.packets = 0;
             tracing::warn!(reason = label, "output dropping packets");
+            metrics.event(EventKind::OutputDropping, |e| e.reasons = Some(vec![label]));
         }
         self.packets += packets;
         self.saw_drop = true;
     }
 
     /// Once a second: three quiet seconds close the incident.
-    fn tick(&mut self) {
+    fn tick(&mut self, metrics: &LinkMetrics) {
         if std::mem::take(&mut self.saw_drop) {
             self.quiet_ticks = 0;
             return;
@@ -250,6 +258,10 @@ impl Incident {
             self.quiet_ticks += 1;
             if self.quiet_ticks >= 3 {
                 tracing::info!(reasons = ?self.reasons, packets = self.packets, "output stopped dropping packets");
+                metrics.event(EventKind::OutputStoppedDropping, |e| {
+                    e.reasons = Some(self.reasons.clone());
+                    e.packets = Some(self.packets);
+                });
                 *self = Incident::default();
             }
         }

@@ -2,6 +2,7 @@
 //! inputs and outputs.
 
 use super::status::LinkStatus;
+use crate::common::events::EventKind;
 use crate::common::metrics::LinkMetrics;
 use crate::relay::link::LinkEvent;
 
@@ -27,12 +28,26 @@ impl PeerTracker {
                     self.ever_connected = true;
                     if reconnect {
                         metrics.reconnects.inc();
+                        status.mark_reconnect();
                     }
                     tracing::info!(peer = %peer, reconnect, peers = self.peers, "peer connected");
+                    let peers = self.peers;
+                    metrics.event(EventKind::PeerConnected, |e| {
+                        e.peer = Some(peer.to_string());
+                        e.reconnect = Some(reconnect);
+                        e.peers = Some(peers);
+                    });
                 }
                 LinkEvent::Disconnected { peer, reason } => {
                     self.peers = self.peers.saturating_sub(1);
-                    tracing::warn!(peer = %peer, reason = %crate::common::redact::scrub(&reason), peers = self.peers, "peer disconnected");
+                    let reason = crate::common::redact::scrub(&reason);
+                    tracing::warn!(peer = %peer, reason = %reason, peers = self.peers, "peer disconnected");
+                    let peers = self.peers;
+                    metrics.event(EventKind::PeerDisconnected, |e| {
+                        e.peer = Some(peer.to_string());
+                        e.reason = Some(reason.to_string());
+                        e.peers = Some(peers);
+                    });
                 }
             }
         }

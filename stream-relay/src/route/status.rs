@@ -52,6 +52,8 @@ pub struct LinkStatus {
     state: AtomicU8,
     ever_connected: std::sync::atomic::AtomicBool,
     peers: AtomicUsize,
+    /// Wall-clock ms of the last reconnection (0: none yet), for the monitoring feed.
+    last_reconnect_ms: AtomicU64,
     error: Mutex<Option<String>>,
     /// Outputs: transit through the relay over the last seconds, p50 and p99, in seconds as
     /// f64 bits; NO_FIGURE when no packet went through in that window.
@@ -98,6 +100,7 @@ impl LinkStatus {
             state: AtomicU8::new(LinkState::Waiting.as_u8()),
             ever_connected: std::sync::atomic::AtomicBool::new(false),
             peers: AtomicUsize::new(0),
+            last_reconnect_ms: AtomicU64::new(0),
             error: Mutex::new(None),
             transit_p50: AtomicU64::new(NO_FIGURE),
             transit_p99: AtomicU64::new(NO_FIGURE),
@@ -121,6 +124,20 @@ impl LinkStatus {
 
     pub fn state(&self) -> LinkState {
         LinkState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    pub fn mark_reconnect(&self) {
+        self.last_reconnect_ms
+            .store(crate::common::events::unix_ms(), Ordering::Relaxed);
+    }
+
+    /// Wall-clock ms (Unix epoch) of the last reconnection, if there was one.
+    pub fn last_reconnect_ms(&self) -> Option<u64> {
+        Some(self.last_reconnect_ms.load(Ordering::Relaxed)).filter(|&t| t > 0)
+    }
+
+    pub fn peers(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
     }
 
     pub fn set_peers(&self, n: usize) {

@@ -22,7 +22,7 @@ pub fn require(tool: &str) -> bool {
             eprintln!("skipping: {tool} not installed");
             return false;
         }
-        panic!("{tool} is not installed (apt-get install srt-tools rist-tools ffmpeg prometheus), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
+        panic!("{tool} is not installed (apt-get install srt-tools rist-tools ffmpeg prometheus chromium, or bash scripts/setup.sh), or set STREAM_RELAY_ALLOW_MISSING_TOOLS=1");
     }
     true
 }
@@ -82,7 +82,11 @@ impl Relay {
     }
 
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Relay {
-        let http = free_port();
+        Self::start_at(free_port(), args, env)
+    }
+
+    /// On a given HTTP port (a relay restarted where clients expect it).
+    pub fn start_at(http: u16, args: &[&str], env: &[(&str, &str)]) -> Relay {
         let log = std::env::temp_dir().join(format!(
             "stream-relay-test-{}-{}.log",
             std::process::id(),
@@ -405,4 +409,205 @@ pub fn seq_of(d: &[u8]) -> u64 {
     let mut s = [0u8; 8];
     s.copy_from_slice(&d[..8]);
     u64::from_be_bytes(s)
+}
+
+/// A live stream into the relay's SRT listener: datagrams at `kbps` from a thread into an
+/// srt-live-transmit caller, until dropped (or `stop_sender` kills the caller, like a camera
+/// that went away).
+pub struct LiveSource {
+    pub sender: Option<Proc>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pump: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveSource {
+    pub fn srt(relay_port: u16, kbps: u64) -> LiveSource {
+        Self::srt_with(relay_port, kbps, "")
+    }
+
+    /// `params` is appended to the caller's URI (`&passphrase=...`).
+    pub fn srt_with(relay_port: u16, kbps: u64, params: &str) -> LiveSource {
+        let udp = free_port();
+        let sender = slt(&[
+            &format!("udp://127.0.0.1:{udp}"),
+            &format!("srt://127.0.0.1:{relay_port}?mode=caller{params}"),
+        ]);
+        Self::through(sender, udp, kbps)
+    }
+
+    /// The same over RIST (main profile), through librist's ristsender.
+    pub fn rist(relay_port: u16, kbps: u64) -> LiveSource {
+        let udp = free_port();
+        let sender = rist_tool(
+            "ristsender",
+            &[
+                "-i",
+                &format!("udp://@127.0.0.1:{udp}"),
+                "-o",
+                &format!("rist://127.0.0.1:{relay_port}"),
+            ],
+        );
+        Self::through(sender, udp, kbps)
+    }
+
+    /// Datagrams at `kbps` into `udp`, where `sender` takes them to the relay.
+    fn through(sender: Proc, udp: u16, kbps: u64) -> LiveSource {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let pump = std::thread::spawn(move || {
+            let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let gap = Duration::from_secs_f64(PKT as f64 * 8.0 / (kbps as f64 * 1000.0));
+            let (mut seq, start) = (0u64, Instant::now());
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = sock.send_to(&datagram(seq), ("127.0.0.1", udp));
+                seq += 1;
+                let due = start + gap * seq as u32;
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        });
+        LiveSource {
+            sender: Some(sender),
+            stop,
+            pump: Some(pump),
+        }
+    }
+
+    /// Kills the SRT sender: the relay's input loses its peer.
+    pub fn stop_sender(&mut self) {
+        self.sender.take();
+    }
+}
+
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = self.pump.take() {
+            let _ = p.join();
+        }
+    }
+}
+
+/// A checker for the part of JSON Schema (2020-12) that `docs/ws-schema.json` uses: `type`,
+/// `const`, `enum`, `required`, `properties`, `additionalProperties: false`, `items`, `oneOf`,
+/// `$ref` to `#/$defs/...`, `minimum`, `maximum`. Any other keyword fails loudly, so the schema
+/// cannot quietly grow past what is checked.
+pub fn schema_errors(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    at: &str,
+) -> Vec<String> {
+    use serde_json::Value;
+    let mut errs = Vec::new();
+    let Some(obj) = schema.as_object() else {
+        return vec![format!("{at}: schema is not an object")];
+    };
+    for (k, s) in obj {
+        match k.as_str() {
+            "$schema" | "$id" | "title" | "description" | "$defs" => {}
+            "$ref" => {
+                let name = s
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("#/$defs/"))
+                    .expect("only #/$defs/ references");
+                errs.extend(schema_errors(root, &root["$defs"][name], v, at));
+            }
+            "type" => {
+                let ok = match s.as_str().expect("type is a string") {
+                    "object" => v.is_object(),
+                    "array" => v.is_array(),
+                    "string" => v.is_string(),
+                    "boolean" => v.is_boolean(),
+                    "integer" => v.is_u64() || v.is_i64(),
+                    "number" => v.is_number(),
+                    other => panic!("unsupported type {other}"),
+                };
+                if !ok {
+                    errs.push(format!("{at}: expected {s}, got {v}"));
+                }
+            }
+            "const" => {
+                if v != s {
+                    errs.push(format!("{at}: expected {s}, got {v}"));
+                }
+            }
+            "enum" => {
+                if !s.as_array().expect("enum array").contains(v) {
+                    errs.push(format!("{at}: {v} not in {s}"));
+                }
+            }
+            "minimum" => {
+                if v.as_f64().is_some_and(|x| x < s.as_f64().expect("number")) {
+                    errs.push(format!("{at}: {v} < {s}"));
+                }
+            }
+            "maximum" => {
+                if v.as_f64().is_some_and(|x| x > s.as_f64().expect("number")) {
+                    errs.push(format!("{at}: {v} > {s}"));
+                }
+            }
+            "required" => {
+                if let Some(o) = v.as_object() {
+                    for r in s.as_array().expect("required array") {
+                        let r = r.as_str().expect("name");
+                        if !o.contains_key(r) {
+                            errs.push(format!("{at}: missing {r}"));
+                        }
+                    }
+                }
+            }
+            "properties" => {
+                if let Some(o) = v.as_object() {
+                    for (name, value) in o {
+                        if let Some(ps) = s.get(name) {
+                            errs.extend(schema_errors(root, ps, value, &format!("{at}.{name}")));
+                        }
+                    }
+                }
+            }
+            "additionalProperties" => {
+                assert_eq!(s, &Value::Bool(false), "only additionalProperties: false");
+                if let Some(o) = v.as_object() {
+                    for name in o.keys() {
+                        if obj.get("properties").and_then(|p| p.get(name)).is_none() {
+                            errs.push(format!("{at}: undocumented field {name}"));
+                        }
+                    }
+                }
+            }
+            "items" => {
+                if let Some(a) = v.as_array() {
+                    for (i, item) in a.iter().enumerate() {
+                        errs.extend(schema_errors(root, s, item, &format!("{at}[{i}]")));
+                    }
+                }
+            }
+            "oneOf" => {
+                let matching: Vec<Vec<String>> = s
+                    .as_array()
+                    .expect("oneOf array")
+                    .iter()
+                    .map(|alt| schema_errors(root, alt, v, at))
+                    .collect();
+                let ok = matching.iter().filter(|e| e.is_empty()).count();
+                if ok != 1 {
+                    errs.push(format!(
+                        "{at}: matches {ok} of oneOf; closest: {:?}",
+                        matching.iter().min_by_key(|e| e.len())
+                    ));
+                }
+            }
+            other => panic!("schema keyword {other} is not supported by this checker"),
+        }
+    }
+    errs
+}
+
+/// `docs/ws-schema.json`, parsed.
+pub fn feed_schema() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/ws-schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read docs/ws-schema.json"))
+        .expect("docs/ws-schema.json is JSON")
 }
