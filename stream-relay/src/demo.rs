@@ -69,7 +69,7 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
     let seconds = args.seconds;
     let kbps = args.kbps;
     println!("stream-relay demo: relaying {input} -> {output}");
-    println!("  metrics: curl -s http://{http}/metrics | grep '^relay_'   health: curl -s http://{http}/health");
+    println!("  live page: http://{http}/   metrics: curl -s http://{http}/metrics | grep '^relay_'   health: curl -s http://{http}/health");
 
     let until = Box::new(move |state: Arc<AppState>| {
         tokio::task::spawn_blocking(move || drive(in_addr, out_addr, kbps, seconds, &state))
@@ -87,7 +87,7 @@ pub fn run(config: GlobalConfig, args: DemoArgs, started: Instant) -> ExitCode {
          and play it with: ffplay 'srt://127.0.0.1:9001'\n\
          Over RIST (librist's tools, ffmpeg, OBS):\n  stream-relay rist -i 'rist://@0.0.0.0:8000' -o 'rist://@0.0.0.0:8002'\n\
          then send to rist://THIS_HOST:8000 and play rist://THIS_HOST:8002. Many routes: stream-relay run --config relay.toml\n\
-         (see the README); live numbers: curl http://127.0.0.1:9710/metrics"
+         (see the README); live page: http://127.0.0.1:9710/ (WebSocket feed /ws), numbers: /metrics"
     );
     code
 }
