@@ -57,7 +57,9 @@ enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Push a generated test stream through a real relay route and show the metrics move
-    #[command(after_help = "Example:\n  stream-relay demo --seconds 30   # then open http://127.0.0.1:9710/ while it runs")]
+    #[command(
+        after_help = "Example:\n  stream-relay demo --seconds 30   # then open http://127.0.0.1:9710/ while it runs"
+    )]
     Demo(demo::DemoArgs),
     /// Ask a running relay's /health (at --http-addr / HTTP_ADDR): exit 0 when it answers
     /// 200, 1 otherwise. For container health checks and scripts
