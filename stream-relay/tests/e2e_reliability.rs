@@ -420,17 +420,49 @@ fn no_secret_anywhere_at_trace_level() {
             ),
         ],
     ];
+    // `run --config`: secrets written in the file, and referenced from the environment.
+    let dir = std::env::temp_dir().join(format!("stream-relay-secrets-{}", free_port()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let cfg = dir.join("relay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[http]\ntoken = \"${{API_TOKEN}}\"\n[[route]]\nname = \"c\"\ninput = \"srt://:{}?mode=listener&passphrase={pass}\"\noutputs = [\"rist://127.0.0.1:{}?secret=${{RIST_SECRET}}&aes-type=256\"]\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .expect("config");
+    let mut runs = runs;
+    runs.push(vec![
+        "run".into(),
+        "--config".into(),
+        cfg.to_str().expect("path").into(),
+    ]);
     for args in runs {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let relay = Relay::start_env(&argv, &[("RUST_LOG", "trace")]);
+        let relay = Relay::start_env(
+            &argv,
+            &[
+                ("RUST_LOG", "trace"),
+                ("API_TOKEN", password),
+                ("RIST_SECRET", secret),
+            ],
+        );
         // Let it try its connections and log about them.
         std::thread::sleep(Duration::from_millis(1500));
         let metrics = relay.metrics();
         let (_, health) = http_get(relay.http, "/health").expect("health");
+        let (_, api) = http_get(relay.http, "/api/routes").expect("api");
         let (_, _, stderr) = relay.terminate();
         assert!(stderr.lines().count() > 10, "{} logged little", argv[0]);
         for value in [pass, secret, password] {
-            for (what, text) in [("log", &stderr), ("metrics", &metrics), ("health", &health)] {
+            for (what, text) in [
+                ("log and stdout", &stderr),
+                ("metrics", &metrics),
+                ("health", &health),
+                ("api", &api),
+            ] {
                 assert!(
                     !text.contains(value),
                     "{} leaked a secret into its {what}",

@@ -94,11 +94,12 @@ impl Relay {
         ));
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stream-relay"));
+        // stdout goes to the same file: tests that look for secrets see everything printed.
         cmd.args(args)
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{http}"))
             .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
             .stderr(file);
         for (k, v) in env {
             cmd.env(k, v);
