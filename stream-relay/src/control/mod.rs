@@ -60,7 +60,14 @@ impl Control {
         routes: &Mutex<Vec<Route>>,
     ) -> Result<Changes, Vec<String>> {
         let mut sup = self.supervisor.lock().unwrap_or_else(|p| p.into_inner());
-        let result = sup.apply(file, &process_env, routes);
+        // Checked once: the same plan gives the routes and the API token.
+        let result = plan::plan(file, &process_env).map(|mut plan| {
+            let token = plan.token.take();
+            let changes = sup.apply_plan(plan, routes);
+            *self.token.lock().unwrap_or_else(|p| p.into_inner()) =
+                token.or_else(|| process_env("API_TOKEN").map(Secret::new));
+            changes
+        });
         self.metrics.count_reload(result.is_ok());
         match &result {
             Ok(changes) => {
@@ -72,11 +79,6 @@ impl Control {
                 let mut event = Event::new(EventKind::ConfigReloaded);
                 event.changes = serde_json::to_value(changes).ok();
                 self.metrics.events.publish(event);
-                if let Ok(plan) = plan::plan(file, &process_env) {
-                    *self.token.lock().unwrap_or_else(|p| p.into_inner()) = plan
-                        .token
-                        .or_else(|| process_env("API_TOKEN").map(Secret::new));
-                }
             }
             Err(errors) => {
                 for e in errors {

@@ -4,7 +4,7 @@
 //! touched; its input and its other outputs keep running without losing a packet.
 
 use super::file::ConfigFile;
-use super::plan::{self, Plan, RoutePlan};
+use super::plan::{Plan, RoutePlan};
 use crate::common::metrics::Metrics;
 use crate::route::Route;
 use serde::Serialize;
@@ -59,18 +59,8 @@ impl Supervisor {
         self.applied.get(route)
     }
 
-    /// Checks `file` whole; if valid, applies the difference to `routes`. Blocks while routes
+    /// Applies a checked configuration to `routes`: only the difference. Blocks while routes
     /// and outputs stop (their threads are joined): call it off the async workers.
-    pub fn apply(
-        &mut self,
-        file: &ConfigFile,
-        env: &impl Fn(&str) -> Option<String>,
-        routes: &Mutex<Vec<Route>>,
-    ) -> Result<Changes, Vec<String>> {
-        let plan = plan::plan(file, env)?;
-        Ok(self.apply_plan(plan, routes))
-    }
-
     pub fn apply_plan(&mut self, plan: Plan, routes: &Mutex<Vec<Route>>) -> Changes {
         let mut changes = Changes::default();
         let mut wanted: BTreeMap<String, RoutePlan> = plan

@@ -55,14 +55,16 @@ impl TransportRelay for RistEndpoint {
     }
 }
 
-/// Builds and starts a context with one peer for `ep`.
-fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer), LinkError> {
+/// Builds and starts a context with one peer for `ep`; also gives the peer's virtual
+/// destination port, which a sender stamps on every block.
+fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer, u16), LinkError> {
     let fatal = |what: &str, e: super::Error| LinkError::Fatal(format!("{what} {ep}: {e}"));
     if ep.listen {
         check_ports_free(ep)?;
     }
     let config = PeerConfig::parse(&ep.librist_url(role == Role::Receiver))
         .map_err(|e| fatal("librist cannot read", e))?;
+    let virt_dst_port = config.virt_dst_port();
     let mut ctx =
         Context::new(role, ep.profile).map_err(|e| fatal("cannot create a context for", e))?;
     let peer = ctx
@@ -73,7 +75,7 @@ fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer), LinkEr
             .map_err(|e| fatal("cannot enable SRP authentication for", e))?;
     }
     ctx.start().map_err(|e| fatal("cannot start", e))?;
-    Ok((ctx, peer))
+    Ok((ctx, peer, virt_dst_port))
 }
 
 /// librist binds listening peers inside `rist_peer_create`, and 0.2.7's receiver can crash
@@ -125,7 +127,7 @@ pub struct RistInput {
 
 impl RistInput {
     fn open(ep: RistEndpoint) -> Result<RistInput, LinkError> {
-        let (ctx, peer) = open_context(&ep, Role::Receiver)?;
+        let (ctx, peer, _) = open_context(&ep, Role::Receiver)?;
         tracing::info!(uri = %ep, profile = %ep.profile, buffer_ms = ep.input_buffer_ms(), encrypted = ep.encrypted, "RIST input ready");
         Ok(RistInput {
             ep,
@@ -246,10 +248,7 @@ impl RistOutput {
                 "{ep}: a listening output needs the main profile (librist 0.2.7 cannot listen as a simple-profile sender); use --profile main or let the receiver listen"
             )));
         }
-        let virt_dst_port = PeerConfig::parse(&ep.librist_url(false))
-            .map(|c| c.virt_dst_port())
-            .unwrap_or(rist_default_virt_dst_port());
-        let (ctx, peer) = open_context(&ep, Role::Sender)?;
+        let (ctx, peer, virt_dst_port) = open_context(&ep, Role::Sender)?;
         tracing::info!(uri = %ep, profile = %ep.profile, encrypted = ep.encrypted, "RIST output ready");
         Ok(RistOutput {
             ep,
@@ -319,10 +318,6 @@ impl RistOutput {
             }
         }
     }
-}
-
-fn rist_default_virt_dst_port() -> u16 {
-    1968
 }
 
 impl OutputLink for RistOutput {
