@@ -52,28 +52,57 @@ fn garbage(port: u16, count: usize) {
     }
 }
 
+/// srt-live-transmit -> relay (SRT listener, `params` on both SRT legs) -> UDP sink, connected.
+struct SrtToUdp {
+    relay: Relay,
+    sink: UdpSink,
+    srt_in: u16,
+    src_udp: u16,
+    _src: Proc,
+}
+
+impl SrtToUdp {
+    fn start(params: &str, env: &[(&str, &str)]) -> SrtToUdp {
+        let srt_in = free_port();
+        let sink = UdpSink::new();
+        let relay = Relay::start_env(
+            &[
+                "srt",
+                "-i",
+                &format!("srt://:{srt_in}?mode=listener{params}"),
+                "-o",
+                &format!("udp://127.0.0.1:{}", sink.port),
+            ],
+            env,
+        );
+        let src_udp = free_port();
+        let src = slt(&[
+            &format!("udp://127.0.0.1:{src_udp}"),
+            &match params.strip_prefix('&') {
+                Some(query) => format!("srt://127.0.0.1:{srt_in}?{query}"),
+                None => format!("srt://127.0.0.1:{srt_in}"),
+            },
+        ]);
+        relay.wait_metric(PEERS_IN, 1.0, Duration::from_secs(10));
+        SrtToUdp {
+            relay,
+            sink,
+            srt_in,
+            src_udp,
+            _src: src,
+        }
+    }
+}
+
 #[test]
 fn garbage_at_every_listening_port_leaves_the_stream_intact() {
     if !require("srt-live-transmit") || !require("ristsender") || !require("ristreceiver") {
         return;
     }
     // SRT: srt-live-transmit -> relay -> UDP sink, garbage at the relay's SRT port.
-    let srt_in = free_port();
-    let sink = UdpSink::new();
-    let relay = Relay::start(&[
-        "srt",
-        "-i",
-        &format!("srt://:{srt_in}?mode=listener"),
-        "-o",
-        &format!("udp://127.0.0.1:{}", sink.port),
-    ]);
-    let src_udp = free_port();
-    let _src = slt(&[
-        &format!("udp://127.0.0.1:{src_udp}"),
-        &format!("srt://127.0.0.1:{srt_in}"),
-    ]);
-    relay.wait_metric(PEERS_IN, 1.0, Duration::from_secs(10));
-    let (got, ()) = sink.collect_during(|| {
+    let chain = SrtToUdp::start("", &[]);
+    let (srt_in, src_udp) = (chain.srt_in, chain.src_udp);
+    let (got, ()) = chain.sink.collect_during(|| {
         std::thread::scope(|s| {
             s.spawn(|| garbage(srt_in, 2000));
             send_udp(src_udp, 0, 2000, 5.0);
@@ -315,21 +344,8 @@ fn an_http_flood_does_not_disturb_relaying() {
     if !require("wrk") || !require("srt-live-transmit") {
         return;
     }
-    let srt_in = free_port();
-    let sink = UdpSink::new();
-    let relay = Relay::start(&[
-        "srt",
-        "-i",
-        &format!("srt://:{srt_in}?mode=listener"),
-        "-o",
-        &format!("udp://127.0.0.1:{}", sink.port),
-    ]);
-    let src_udp = free_port();
-    let _src = slt(&[
-        &format!("udp://127.0.0.1:{src_udp}"),
-        &format!("srt://127.0.0.1:{srt_in}"),
-    ]);
-    relay.wait_metric(PEERS_IN, 1.0, Duration::from_secs(10));
+    let chain = SrtToUdp::start("", &[]);
+    let (relay, sink, src_udp) = (&chain.relay, &chain.sink, chain.src_udp);
     let url = format!("http://127.0.0.1:{}/health", relay.http);
     let metrics_url = format!("http://127.0.0.1:{}/metrics", relay.http);
     let (got, report) = sink.collect_during(|| {
@@ -497,24 +513,8 @@ fn callers_with_a_wrong_or_no_passphrase_are_refused_counted_and_cost_nothing() 
     }
     let pass = "the-right-passphrase-42";
     let wrong = "a-wrong-passphrase-007";
-    let srt_in = free_port();
-    let sink = UdpSink::new();
-    let relay = Relay::start_env(
-        &[
-            "srt",
-            "-i",
-            &format!("srt://:{srt_in}?mode=listener&passphrase={pass}"),
-            "-o",
-            &format!("udp://127.0.0.1:{}", sink.port),
-        ],
-        &[("RUST_LOG", "debug")],
-    );
-    let src_udp = free_port();
-    let _src = slt(&[
-        &format!("udp://127.0.0.1:{src_udp}"),
-        &format!("srt://127.0.0.1:{srt_in}?passphrase={pass}"),
-    ]);
-    relay.wait_metric(PEERS_IN, 1.0, Duration::from_secs(10));
+    let chain = SrtToUdp::start(&format!("&passphrase={pass}"), &[("RUST_LOG", "debug")]);
+    let (relay, sink, srt_in, src_udp) = (&chain.relay, &chain.sink, chain.srt_in, chain.src_udp);
     // Two impostors keep calling while the real stream flows.
     let _bad = slt(&[
         &format!("udp://127.0.0.1:{}", free_port()),
