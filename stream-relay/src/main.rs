@@ -535,10 +535,19 @@ async fn serve(
     let outcome = wait_for_stop(&state, &mut until).await;
 
     state.stopping.store(true, Ordering::Release);
+    let control = state.control.clone();
     let routes: Vec<Route> =
         std::mem::take(&mut *state.routes.lock().unwrap_or_else(|p| p.into_inner()));
     // Joining route threads blocks: do it off the async workers.
     let _ = tokio::task::spawn_blocking(move || {
+        // Shared listeners first, so no caller is let in to a stream that is going away.
+        if let Some(control) = control {
+            control
+                .supervisor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stop_servers();
+        }
         for r in routes {
             r.stop();
         }

@@ -14,8 +14,24 @@ pub struct ConfigFile {
     /// Route settings every route starts from.
     #[serde(default, skip_serializing_if = "RouteOptions::is_empty")]
     pub defaults: RouteOptions,
+    /// Shared SRT listeners: one port, streams chosen by Stream ID.
+    #[serde(default, rename = "srt_server", skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerConfig>,
     #[serde(default, rename = "route", skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
+}
+
+/// A shared SRT listener. Routes name it (`server = "..."`) instead of giving an input URI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub name: String,
+    /// `srt://[host]:port?options`: the options apply to every caller; `passphrase` is the
+    /// default of streams that set none.
+    pub listen: String,
+    /// The stream of callers that send no Stream ID (some cameras and players cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_stream: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,7 +116,28 @@ impl RouteOptions {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub name: String,
+    /// The input URI; or `server` (and `stream`) for a stream published on a shared listener.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub input: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The name callers give in their Stream ID (default: the route's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// SRT passphrases for this stream's publisher and players (default: the server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_passphrase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_passphrase: Option<String>,
+    /// Credentials callers must give in their Stream ID (`publish:NAME:USER:PASS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_password: Option<String>,
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

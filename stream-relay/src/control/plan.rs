@@ -2,7 +2,7 @@
 //! references expanded), every name unique, no two routes binding the same port, every time
 //! buffer within its memory cap. Errors come one per problem, each naming the route and field.
 
-use super::file::{ConfigFile, RouteConfig, RouteOptions};
+use super::file::{ConfigFile, RouteConfig, RouteOptions, ServerConfig};
 use super::secrets;
 use crate::common::config::GlobalFlags;
 use crate::common::redact::Secret;
@@ -11,6 +11,10 @@ use crate::relay::link::binds_collide;
 use crate::relay::TransportRelay;
 use crate::rist::uri::Profile;
 use crate::route::{OutputSpec, RouteSettings, RouteSpec};
+use crate::srt::server::directory::Access;
+use crate::srt::server::stream::StreamEndpoint;
+use crate::srt::server::ServerSpec;
+use crate::srt::uri::{Mode, SrtEndpoint};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -20,6 +24,7 @@ pub struct Plan {
     /// The file's global settings, below flags and environment.
     pub globals: GlobalFlags,
     pub token: Option<Secret>,
+    pub servers: Vec<ServerPlan>,
     pub routes: Vec<RoutePlan>,
     /// The file as written (secret references unexpanded), for `--persist`.
     pub file: ConfigFile,
@@ -36,6 +41,16 @@ pub struct RoutePlan {
     pub outputs: Vec<OutputPlan>,
     pub config: RouteConfig,
 }
+
+#[derive(Clone)]
+pub struct ServerPlan {
+    pub spec: ServerSpec,
+    /// Identity of the expanded listen URI and settings: a change restarts the listener.
+    pub key: u64,
+}
+
+/// The output a shared listener's players are served on.
+pub const PLAYERS_OUTPUT: &str = "players";
 
 #[derive(Clone)]
 pub struct OutputPlan {
@@ -110,6 +125,7 @@ fn range(errors: &mut Vec<String>, at: &str, field: &str, v: u64, lo: u64, hi: u
 pub fn plan_route(
     route: &RouteConfig,
     defaults: &RouteOptions,
+    servers: &[ServerPlan],
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<RoutePlan, Vec<String>> {
     let mut errors = Vec::new();
@@ -194,7 +210,96 @@ pub fn plan_route(
     settings.backoff.initial = Duration::from_millis(rmin);
     settings.backoff.max = Duration::from_millis(rmax.max(rmin));
 
-    let input = match secrets::expand(&route.input, env) {
+    let input = match (&route.server, route.input.is_empty()) {
+        (Some(_), false) => {
+            errors.push(format!(
+                "{at}: give either input (a URI) or server (a shared SRT listener), not both"
+            ));
+            None
+        }
+        (None, true) => {
+            errors.push(format!(
+                "{at} input: missing (or name a shared SRT listener with server)"
+            ));
+            None
+        }
+        (Some(server), true) => server_input(route, server, servers, &at, env, &mut errors),
+        (None, false) => uri_input(route, profile, &at, env, &mut errors),
+    };
+    if route.server.is_none() {
+        for (field, set) in [
+            ("stream", route.stream.is_some()),
+            ("publish_passphrase", route.publish_passphrase.is_some()),
+            ("play_passphrase", route.play_passphrase.is_some()),
+            ("publish_user", route.publish_user.is_some()),
+            ("publish_password", route.publish_password.is_some()),
+            ("play_user", route.play_user.is_some()),
+            ("play_password", route.play_password.is_some()),
+        ] {
+            if set {
+                errors.push(format!(
+                    "{at} {field}: applies only to a route with a server"
+                ));
+            }
+        }
+    }
+    if route.outputs.is_empty() && route.server.is_none() {
+        errors.push(format!("{at} outputs: a route needs at least one output"));
+    }
+    let mut outputs: Vec<OutputPlan> = Vec::new();
+    if let (Some(server), Some(_)) = (&route.server, &input) {
+        if route
+            .outputs
+            .iter()
+            .any(|o| o.name() == Some(PLAYERS_OUTPUT))
+        {
+            errors.push(format!(
+                "{at} output '{PLAYERS_OUTPUT}' name: reserved for the players of the stream"
+            ));
+        }
+        {
+            outputs.push(OutputPlan {
+                name: PLAYERS_OUTPUT.to_owned(),
+                endpoint: players_endpoint(route, server, servers, env),
+                key: 0,
+                time_buffer: Duration::ZERO,
+            });
+        }
+    }
+    plan_outputs(
+        route,
+        profile,
+        tb_default,
+        &settings,
+        cap_mb,
+        max_bitrate,
+        &at,
+        env,
+        &mut errors,
+        &mut outputs,
+    );
+    match (input, errors.is_empty()) {
+        (Some((input, input_key)), true) => Ok(RoutePlan {
+            name: route.name.clone(),
+            input,
+            input_key,
+            options: o,
+            settings,
+            outputs,
+            config: route.clone(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn uri_input(
+    route: &RouteConfig,
+    profile: Profile,
+    at: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Option<(Arc<dyn TransportRelay>, u64)> {
+    match secrets::expand(&route.input, env) {
         Err(e) => {
             errors.push(format!("{at} input: {e}"));
             None
@@ -213,11 +318,22 @@ pub fn plan_route(
             }
             Ok(ep) => Some((ep.transport, key(&uri))),
         },
-    };
-    if route.outputs.is_empty() {
-        errors.push(format!("{at} outputs: a route needs at least one output"));
     }
-    let mut outputs: Vec<OutputPlan> = Vec::new();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_outputs(
+    route: &RouteConfig,
+    profile: Profile,
+    tb_default: u64,
+    settings: &RouteSettings,
+    cap_mb: u64,
+    max_bitrate: u64,
+    at: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+    outputs: &mut Vec<OutputPlan>,
+) {
     for (i, out) in route.outputs.iter().enumerate() {
         let name = out
             .name()
@@ -257,7 +373,7 @@ pub fn plan_route(
                 tb_default
             }
             (Some(ms), None) => range(
-                &mut errors,
+                errors,
                 &oat,
                 "time_buffer_ms",
                 ms,
@@ -284,15 +400,231 @@ pub fn plan_route(
             time_buffer,
         });
     }
-    match (input, errors.is_empty()) {
-        (Some((input, input_key)), true) => Ok(RoutePlan {
-            name: route.name.clone(),
-            input,
-            input_key,
-            options: o,
-            settings,
-            outputs,
-            config: route.clone(),
+}
+
+/// A stream name as callers write it in their Stream ID: `cam1`, `live/feed1`.
+pub fn valid_stream(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+fn stream_name(route: &RouteConfig) -> String {
+    route.stream.clone().unwrap_or_else(|| route.name.clone())
+}
+
+/// The access rules of a server route's stream, secrets expanded.
+fn access(
+    route: &RouteConfig,
+    at: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Access {
+    let mut secret = |field: &str, v: &Option<String>, passphrase: bool| -> Option<Secret> {
+        let v = v.as_ref()?;
+        match secrets::expand_secret(field, v, env) {
+            // SRT's limits (SRTO_PASSPHRASE): 10 to 79 characters.
+            Ok(p) if passphrase && !(10..=79).contains(&p.len()) => {
+                errors.push(format!("{at} {field}: must be 10 to 79 characters"));
+                None
+            }
+            Ok(p) if p.is_empty() => {
+                errors.push(format!("{at} {field}: is empty"));
+                None
+            }
+            Ok(p) => Some(Secret::new(p)),
+            Err(e) => {
+                errors.push(format!("{at} {field}: {e}"));
+                None
+            }
+        }
+    };
+    let publish_passphrase = secret("publish_passphrase", &route.publish_passphrase, true);
+    let play_passphrase = secret("play_passphrase", &route.play_passphrase, true);
+    let publish_password = secret("publish_password", &route.publish_password, false);
+    let play_password = secret("play_password", &route.play_password, false);
+    let mut pair =
+        |side: &str, user: &Option<String>, password: Option<Secret>| match (user, password) {
+            (Some(u), Some(p)) if !u.is_empty() && !u.contains(':') => Some((u.clone(), p)),
+            (Some(_), Some(_)) => {
+                errors.push(format!("{at} {side}_user: must be non-empty, without ':'"));
+                None
+            }
+            (None, None) => None,
+            _ => {
+                errors.push(format!(
+                    "{at} {side}_user: give both {side}_user and {side}_password"
+                ));
+                None
+            }
+        };
+    Access {
+        publish_passphrase,
+        play_passphrase,
+        publish_credentials: pair("publish", &route.publish_user, publish_password),
+        play_credentials: pair("play", &route.play_user, play_password),
+    }
+}
+
+fn server_input(
+    route: &RouteConfig,
+    server: &str,
+    servers: &[ServerPlan],
+    at: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Option<(Arc<dyn TransportRelay>, u64)> {
+    let stream = stream_name(route);
+    if !valid_stream(&stream) {
+        errors.push(format!(
+            "{at} stream: use 1 to 256 letters, digits, '-', '_', '.' or '/' (not first or last)"
+        ));
+    }
+    let access = access(route, at, env, errors);
+    let Some(s) = servers.iter().find(|s| s.spec.name == server) else {
+        errors.push(format!(
+            "{at} server: no srt_server named '{}'",
+            server.chars().take(64).collect::<String>()
+        ));
+        return None;
+    };
+    // Identity: server, stream and access; secrets enter only hashed.
+    let id = format!(
+        "{server}\u{0}{stream}\u{0}{access:?}\u{0}{}",
+        secret_key(&access)
+    );
+    Some((
+        Arc::new(StreamEndpoint {
+            server: server.to_owned(),
+            stream,
+            access,
+            listen: s.spec.listen.clone(),
+        }),
+        key(&id),
+    ))
+}
+
+fn secret_key(a: &Access) -> u64 {
+    let e = |s: &Option<Secret>| {
+        s.as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default()
+    };
+    let c = |s: &Option<(String, Secret)>| {
+        s.as_ref()
+            .map(|(u, p)| format!("{u}:{}", p.expose()))
+            .unwrap_or_default()
+    };
+    key(&format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}",
+        e(&a.publish_passphrase),
+        e(&a.play_passphrase),
+        c(&a.publish_credentials),
+        c(&a.play_credentials)
+    ))
+}
+
+fn players_endpoint(
+    route: &RouteConfig,
+    server: &str,
+    servers: &[ServerPlan],
+    env: &impl Fn(&str) -> Option<String>,
+) -> Arc<dyn TransportRelay> {
+    let listen = servers
+        .iter()
+        .find(|s| s.spec.name == server)
+        .map(|s| s.spec.listen.clone())
+        .expect("checked by server_input");
+    Arc::new(StreamEndpoint {
+        server: server.to_owned(),
+        stream: stream_name(route),
+        access: access(route, "", env, &mut Vec::new()),
+        listen,
+    })
+}
+
+/// Checks the shared SRT listeners.
+fn plan_servers(
+    file: &ConfigFile,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Vec<ServerPlan> {
+    let mut plans: Vec<ServerPlan> = Vec::new();
+    for s in &file.servers {
+        match plan_server(s, file, env) {
+            Ok(p) if plans.iter().any(|o| o.spec.name == p.spec.name) => errors.push(format!(
+                "srt_server '{}' name: given to more than one server",
+                p.spec.name
+            )),
+            Ok(p) => plans.push(p),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    plans
+}
+
+fn plan_server(
+    s: &ServerConfig,
+    file: &ConfigFile,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<ServerPlan, Vec<String>> {
+    let mut errors = Vec::new();
+    let at = format!(
+        "srt_server '{}'",
+        s.name.chars().take(64).collect::<String>()
+    );
+    if !valid_name(&s.name) {
+        errors.push(format!(
+            "{at} name: use 1 to 64 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let listen = match secrets::expand(&s.listen, env).and_then(|u| {
+        SrtEndpoint::parse(&u)
+            .map_err(|e| e.to_string())
+            .map(|ep| (u, ep))
+    }) {
+        Ok((_, ep)) if ep.mode != Mode::Listener => {
+            errors.push(format!(
+                "{at} listen: must be a listener (srt://:PORT or mode=listener)"
+            ));
+            None
+        }
+        Ok((_, ep)) if ep.options.streamid.is_some() => {
+            errors.push(format!(
+                "{at} listen: streamid is what callers send, not a listener option"
+            ));
+            None
+        }
+        Ok(ok) => Some(ok),
+        Err(e) => {
+            errors.push(format!("{at} listen: {e}"));
+            None
+        }
+    };
+    if let Some(d) = &s.default_stream {
+        let served = file
+            .routes
+            .iter()
+            .any(|r| r.server.as_deref() == Some(s.name.as_str()) && stream_name(r) == *d);
+        if !served {
+            errors.push(format!(
+                "{at} default_stream: no route of this server serves stream '{}'",
+                d.chars().take(64).collect::<String>()
+            ));
+        }
+    }
+    match (listen, errors.is_empty()) {
+        (Some((uri, listen)), true) => Ok(ServerPlan {
+            key: key(&format!("{uri}\u{0}{:?}", s.default_stream)),
+            spec: ServerSpec {
+                name: s.name.clone(),
+                listen,
+                default_stream: s.default_stream.clone(),
+            },
         }),
         _ => Err(errors),
     }
@@ -302,6 +634,7 @@ pub fn plan_route(
 pub fn plan(file: &ConfigFile, env: &impl Fn(&str) -> Option<String>) -> Result<Plan, Vec<String>> {
     let mut errors = Vec::new();
     let defaults = file.defaults.over(&builtin_defaults());
+    let servers = plan_servers(file, env, &mut errors);
     let mut routes: Vec<RoutePlan> = Vec::new();
     for r in &file.routes {
         if file.routes.iter().filter(|o| o.name == r.name).count() > 1
@@ -314,12 +647,13 @@ pub fn plan(file: &ConfigFile, env: &impl Fn(&str) -> Option<String>) -> Result<
                 r.name
             ));
         }
-        match plan_route(r, &defaults, env) {
+        match plan_route(r, &defaults, &servers, env) {
             Ok(p) => routes.push(p),
             Err(mut e) => errors.append(&mut e),
         }
     }
-    check_binds(&routes, &mut errors);
+    check_streams(file, &mut errors);
+    check_binds(&servers, &routes, &mut errors);
     let token = match &file.http.token {
         None => None,
         Some(t) => match secrets::expand(t, env) {
@@ -344,14 +678,42 @@ pub fn plan(file: &ConfigFile, env: &impl Fn(&str) -> Option<String>) -> Result<
             log_level: file.log.level.clone(),
         },
         token,
+        servers,
         routes,
         file: file.clone(),
     })
 }
 
+/// A stream is served by one route per server.
+fn check_streams(file: &ConfigFile, errors: &mut Vec<String>) {
+    for (i, r) in file.routes.iter().enumerate() {
+        let Some(server) = &r.server else { continue };
+        let stream = stream_name(r);
+        if let Some(first) = file.routes[..i]
+            .iter()
+            .find(|o| o.server.as_ref() == Some(server) && stream_name(o) == stream)
+        {
+            errors.push(format!(
+                "route '{}' stream: '{}' on server '{server}' is already served by route '{}'",
+                r.name, stream, first.name
+            ));
+        }
+    }
+}
+
 /// No two endpoints of the configuration may bind the same port.
-pub fn check_binds(routes: &[RoutePlan], errors: &mut Vec<String>) {
+pub fn check_binds(servers: &[ServerPlan], routes: &[RoutePlan], errors: &mut Vec<String>) {
     let mut seen: Vec<((String, u16), String)> = Vec::new();
+    for s in servers {
+        for b in s.spec.listen.binds(true) {
+            let who = format!("srt_server '{}' listen", s.spec.name);
+            if let Some((_, other)) = seen.iter().find(|(o, _)| binds_collide(o, &b)) {
+                errors.push(format!("{who}: port {} is already bound by {other}", b.1));
+            } else {
+                seen.push((b, who));
+            }
+        }
+    }
     for r in routes {
         let mut mine: Vec<((String, u16), String)> = r
             .input

@@ -43,6 +43,24 @@ fn expand_env(value: &str, env: &impl Fn(&str) -> Option<String>) -> Result<Stri
 
 const FILE_PREFIX: &str = "@file:";
 
+/// A field that is a secret on its own (not a URI): `${NAME}` references, or `@file:PATH` as
+/// the whole value. The result is registered as a secret even when written literally.
+pub fn expand_secret(
+    field: &str,
+    value: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let v = match value.strip_prefix(FILE_PREFIX) {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the secret file for '{field}' ({path}): {e}"))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        None => expand_env(value, env)?,
+    };
+    redact::register_secret(&v);
+    Ok(v)
+}
+
 fn expand_files(value: &str) -> Result<String, String> {
     let Some((base, query)) = value.split_once('?') else {
         return Ok(value.to_owned());

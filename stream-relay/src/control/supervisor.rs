@@ -7,6 +7,7 @@ use super::file::ConfigFile;
 use super::plan::{Plan, RoutePlan};
 use crate::common::metrics::Metrics;
 use crate::route::Route;
+use crate::srt::server::SrtServer;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,9 @@ pub struct Changes {
     pub outputs_added: Vec<String>,
     pub outputs_removed: Vec<String>,
     pub routes_unchanged: Vec<String>,
+    pub servers_added: Vec<String>,
+    pub servers_removed: Vec<String>,
+    pub servers_restarted: Vec<String>,
     /// Parts that were valid but could not start (a port taken by another program, say).
     pub failed: Vec<String>,
 }
@@ -31,6 +35,9 @@ impl Changes {
             && self.routes_restarted.is_empty()
             && self.outputs_added.is_empty()
             && self.outputs_removed.is_empty()
+            && self.servers_added.is_empty()
+            && self.servers_removed.is_empty()
+            && self.servers_restarted.is_empty()
     }
 }
 
@@ -38,6 +45,8 @@ pub struct Supervisor {
     metrics: Arc<Metrics>,
     /// What runs, route by route, as planned.
     applied: BTreeMap<String, RoutePlan>,
+    /// The shared SRT listeners that run, with the key of their settings.
+    servers: BTreeMap<String, (u64, SrtServer)>,
     /// The configuration in force, as written (secret references unexpanded).
     file: ConfigFile,
 }
@@ -47,6 +56,7 @@ impl Supervisor {
         Supervisor {
             metrics,
             applied: BTreeMap::new(),
+            servers: BTreeMap::new(),
             file: ConfigFile::default(),
         }
     }
@@ -85,6 +95,7 @@ impl Supervisor {
             }
             self.applied.remove(name);
         }
+        self.apply_servers(&plan.servers, &mut changes);
         // Outputs removed or changed on routes that stay.
         let mut to_add: Vec<(String, usize)> = Vec::new();
         for (name, new) in &wanted {
@@ -166,9 +177,57 @@ impl Supervisor {
             }
         }
         let started: Vec<String> = running.iter().map(|r| r.name().to_owned()).collect();
+        drop(running);
         wanted.retain(|name, _| started.contains(name));
         self.applied = wanted;
         self.file = plan.file;
         changes
+    }
+
+    pub fn stop_servers(&mut self) {
+        for (_, (_, server)) in std::mem::take(&mut self.servers) {
+            server.stop();
+        }
+    }
+
+    /// Shared listeners: stop the removed and changed ones, start the new and changed ones.
+    /// Routes keep their streams registered across a restart; only callers reconnect.
+    fn apply_servers(&mut self, wanted: &[super::plan::ServerPlan], changes: &mut Changes) {
+        let mut restart = Vec::new();
+        let names: Vec<String> = self.servers.keys().cloned().collect();
+        for name in names {
+            let keep = wanted
+                .iter()
+                .find(|w| w.spec.name == name)
+                .map(|w| w.key == self.servers[&name].0);
+            match keep {
+                Some(true) => continue,
+                Some(false) => restart.push(name.clone()),
+                None => changes.servers_removed.push(name.clone()),
+            }
+            if let Some((_, server)) = self.servers.remove(&name) {
+                server.stop();
+            }
+        }
+        for w in wanted {
+            if self.servers.contains_key(&w.spec.name) {
+                continue;
+            }
+            match SrtServer::start(&w.spec) {
+                Ok(server) => {
+                    self.servers.insert(w.spec.name.clone(), (w.key, server));
+                    if restart.contains(&w.spec.name) {
+                        changes.servers_restarted.push(w.spec.name.clone());
+                    } else {
+                        changes.servers_added.push(w.spec.name.clone());
+                    }
+                }
+                Err(e) => changes.failed.push(format!(
+                    "srt_server '{}': {}",
+                    w.spec.name,
+                    crate::common::redact::scrub(&e.to_string())
+                )),
+            }
+        }
     }
 }

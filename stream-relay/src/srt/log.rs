@@ -98,7 +98,11 @@ fn rejection(area: &str, text: &str) -> Option<&'static str> {
         .next()?
         .parse()
         .ok()?;
-    // SRT_REJ_* (libsrt's srt.h); 1000 + n are SRT_REJX_* codes from a listen callback.
+    // SRT_REJ_* (libsrt's srt.h). Codes from 1100 up come from our own listen callback,
+    // which counts them with a finer reason itself.
+    if code >= 1100 {
+        return None;
+    }
     Some(match code {
         1010 => "bad_passphrase",
         1011 => "passphrase_missing",
@@ -119,6 +123,7 @@ fn is_rejection_detail(area: &str, text: &str) -> bool {
         || text.contains("NOSECRET")
         || text.contains("rejecting per enforced encryption")
         || text.contains("connection rejected")
+        || text.contains("rsp(REJECT)")
         || text.starts_with("listen ret:"))
 }
 
@@ -142,6 +147,22 @@ pub mod rejections {
     const LOG_EVERY: Duration = Duration::from_secs(10);
 
     pub(crate) fn record(reason: &'static str) {
+        count(reason, None);
+    }
+
+    /// A caller a shared listener refused: also says which server, which stream (a name
+    /// checked to be printable, never the raw Stream ID, which may hold credentials) and
+    /// which peer, in the summary line.
+    pub(crate) fn record_caller(
+        reason: &'static str,
+        server: &str,
+        stream: &str,
+        peer: Option<std::net::SocketAddr>,
+    ) {
+        count(reason, Some((server, stream, peer)));
+    }
+
+    fn count(reason: &'static str, caller: Option<(&str, &str, Option<std::net::SocketAddr>)>) {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         let total = {
             let c = st.counts.entry(reason).or_insert(0);
@@ -159,12 +180,23 @@ pub mod rejections {
                 .get(reason)
                 .map_or(total, |(_, seen)| total - seen);
             st.logged.insert(reason, (now, total));
-            tracing::warn!(
-                reason,
-                refused = since,
-                total,
-                "SRT caller refused (retries are counted, not logged one by one)"
-            );
+            match caller {
+                None => tracing::warn!(
+                    reason,
+                    refused = since,
+                    total,
+                    "SRT caller refused (retries are counted, not logged one by one)"
+                ),
+                Some((server, stream, peer)) => tracing::warn!(
+                    reason,
+                    server,
+                    stream,
+                    peer = %peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+                    refused = since,
+                    total,
+                    "SRT caller refused (retries are counted, not logged one by one)"
+                ),
+            }
         }
     }
 

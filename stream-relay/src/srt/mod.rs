@@ -3,10 +3,13 @@
 
 mod epoll;
 mod error;
+pub mod listen_hook;
 pub mod log;
 mod options;
 pub mod relay;
+pub mod server;
 mod socket;
+pub mod streamid;
 pub mod uri;
 
 pub use error::{Error, ErrorKind, Result};

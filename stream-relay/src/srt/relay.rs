@@ -5,6 +5,7 @@
 use super::epoll::{self, Epoll};
 use super::error::reject_reason_text;
 use super::options::{apply_post, apply_pre};
+use super::server::directory::{Handoff, Registration};
 use super::uri::{Mode, SrtEndpoint};
 use super::{now_us, Error, ErrorKind, Socket, SocketState};
 use crate::relay::link::LinkEvent;
@@ -15,6 +16,7 @@ use crate::relay::{
 };
 use bytes::Bytes;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Largest SRT live payload (MSS 1500 - headers).
@@ -104,7 +106,7 @@ fn listen_addr(ep: &SrtEndpoint) -> Result<SocketAddr, LinkError> {
     resolve(host, ep.port).map_err(LinkError::Fatal)
 }
 
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve '{host}': {e}"))?
@@ -225,13 +227,36 @@ impl Conn {
     }
 }
 
+/// Connections a shared listener (`server`) accepted for this stream, and the registration
+/// that keeps them coming.
+struct Handed {
+    rx: Receiver<Handoff>,
+    _registration: Registration,
+}
+
+impl Handed {
+    fn wait(&self, timeout: Duration) -> Option<Handoff> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(h) => Some(h),
+            Err(RecvTimeoutError::Timeout) => None,
+            // Cannot happen while we hold the registration; never spin if it does.
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(timeout);
+                None
+            }
+        }
+    }
+}
+
 /// What both sides hold: the endpoint, the epoll they wait in, the listening socket (listener
-/// mode) or the dialer (caller/rendezvous), and the events not yet reported.
+/// mode), the dialer (caller/rendezvous) or the connections a shared listener hands over,
+/// and the events not yet reported.
 struct Side {
     ep: SrtEndpoint,
     epoll: Epoll,
     listener: Option<Socket>,
     dialer: Dialer,
+    handed: Option<Handed>,
     events: Vec<LinkEvent>,
 }
 
@@ -248,8 +273,32 @@ impl Side {
             epoll,
             listener,
             dialer: Dialer { pending: None },
+            handed: None,
             events: Vec::new(),
         })
+    }
+
+    fn handed(
+        ep: SrtEndpoint,
+        rx: Receiver<Handoff>,
+        registration: Registration,
+    ) -> Result<Side, LinkError> {
+        Ok(Side {
+            ep,
+            epoll: epoll()?,
+            listener: None,
+            dialer: Dialer { pending: None },
+            handed: Some(Handed {
+                rx,
+                _registration: registration,
+            }),
+            events: Vec::new(),
+        })
+    }
+
+    /// Whether this side waits for callers (listener or shared listener) rather than calling.
+    fn passive(&self) -> bool {
+        self.listener.is_some() || self.handed.is_some()
     }
 
     /// A socket that just connected (accepted or dialed): post-connect options, then report it.
@@ -300,9 +349,16 @@ fn hold_budget_us(ep: &SrtEndpoint) -> i64 {
 
 impl SrtInput {
     pub fn open(ep: SrtEndpoint) -> Result<SrtInput, LinkError> {
+        SrtInput::open_with(ep, Side::open)
+    }
+
+    fn open_with(
+        ep: SrtEndpoint,
+        side: impl FnOnce(SrtEndpoint) -> Result<Side, LinkError>,
+    ) -> Result<SrtInput, LinkError> {
         Ok(SrtInput {
             reorder: Reorder::new(hold_budget_us(&ep)),
-            side: Side::open(input_endpoint(ep))?,
+            side: side(input_endpoint(ep))?,
             conn: None,
             buf: vec![0; MAX_PAYLOAD.max(1500)],
             origin: None,
@@ -311,6 +367,15 @@ impl SrtInput {
             stamps: Vec::new(),
             last_delivery: Instant::now(),
         })
+    }
+
+    /// The publisher side of a shared listener's stream: connections arrive through `rx`.
+    pub fn handed(
+        ep: SrtEndpoint,
+        rx: Receiver<Handoff>,
+        registration: Registration,
+    ) -> Result<SrtInput, LinkError> {
+        SrtInput::open_with(ep, |ep| Side::handed(ep, rx, registration))
     }
 
     fn tsbpd(&self) -> bool {
@@ -328,6 +393,27 @@ impl SrtInput {
         self.skipped_reported = 0;
         self.last_delivery = Instant::now();
         Ok(())
+    }
+
+    /// A new session from the shared listener replaces the current one at once: a publisher
+    /// that came back must not wait for its half-open old session to time out.
+    fn take_handed(&mut self, timeout: Duration) -> Result<bool, LinkError> {
+        let Some(handed) = &self.side.handed else {
+            return Ok(false);
+        };
+        let next = if timeout.is_zero() {
+            handed.rx.try_recv().ok()
+        } else {
+            handed.wait(timeout)
+        };
+        let Some(h) = next else {
+            return Ok(false);
+        };
+        if self.conn.is_some() {
+            self.disconnect("replaced by a new session of the publisher");
+        }
+        self.adopt(h.socket, h.peer)?;
+        Ok(true)
     }
 
     fn accept_pending(&mut self) -> Result<bool, LinkError> {
@@ -355,6 +441,9 @@ impl InputLink for SrtInput {
     fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
         if self.conn.is_some() {
             return Ok(true);
+        }
+        if self.side.handed.is_some() {
+            return self.take_handed(timeout);
         }
         if self.side.listener.is_some() {
             let ready = self
@@ -399,6 +488,7 @@ impl InputLink for SrtInput {
         if ready.iter().any(|(fd, _)| Some(*fd) == listener_id) {
             self.accept_pending()?;
         }
+        self.take_handed(Duration::ZERO)?;
         let Some(conn) = &self.conn else {
             return Err(LinkError::Lost("no connection".into()));
         };
@@ -489,7 +579,7 @@ impl InputLink for SrtInput {
     }
 
     fn backs_off(&self) -> bool {
-        self.side.listener.is_none()
+        !self.side.passive()
     }
 
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
@@ -512,6 +602,18 @@ impl SrtOutput {
         })
     }
 
+    /// The players side of a shared listener's stream: players arrive through `rx`.
+    pub fn handed(
+        ep: SrtEndpoint,
+        rx: Receiver<Handoff>,
+        registration: Registration,
+    ) -> Result<SrtOutput, LinkError> {
+        Ok(SrtOutput {
+            side: Side::handed(ep, rx, registration)?,
+            peers: Vec::new(),
+        })
+    }
+
     fn add_peer(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<(), LinkError> {
         let conn = self.side.connected(sock, addr)?;
         self.peers.push(conn);
@@ -519,6 +621,9 @@ impl SrtOutput {
     }
 
     fn accept_all(&mut self) -> Result<(), LinkError> {
+        while let Some(h) = self.side.handed.as_ref().and_then(|h| h.rx.try_recv().ok()) {
+            self.add_peer(h.socket, h.peer)?;
+        }
         while let Some(listener) = &self.side.listener {
             match listener.accept() {
                 Ok(Some((sock, addr))) if unsecured(&self.side.ep, &sock, addr) => {}
@@ -571,6 +676,14 @@ impl OutputLink for SrtOutput {
     fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
         if !self.peers.is_empty() {
             return Ok(true);
+        }
+        if let Some(h) = self.side.handed.as_ref().and_then(|h| h.wait(timeout)) {
+            self.add_peer(h.socket, h.peer)?;
+            self.accept_all()?;
+            return Ok(true);
+        }
+        if self.side.handed.is_some() {
+            return Ok(false);
         }
         if self.side.listener.is_some() {
             let ready = self
@@ -676,7 +789,7 @@ impl OutputLink for SrtOutput {
     }
 
     fn backs_off(&self) -> bool {
-        self.side.listener.is_none()
+        !self.side.passive()
     }
 
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {

@@ -76,6 +76,28 @@ impl Socket {
         self.raw
     }
 
+    /// A socket libsrt lends us for the length of a callback: usable, never closed by us.
+    pub(super) fn borrowed(raw: sys::SRTSOCKET) -> mem::ManuallyDrop<Socket> {
+        mem::ManuallyDrop::new(Socket { raw })
+    }
+
+    /// Reads a string option (`SRTO_STREAMID`: at most 512 bytes), lossily as UTF-8.
+    pub fn get_string(&self, opt: sys::SRT_SOCKOPT, name: &'static str) -> Result<String> {
+        let mut buf = [0u8; 1024];
+        let mut len = buf.len() as c_int;
+        // SAFETY: buf and len describe a writable buffer; libsrt writes at most `len` bytes
+        // and sets `len` to the length written.
+        let rc = unsafe {
+            sys::srt_getsockflag(self.raw, opt, buf.as_mut_ptr() as *mut c_void, &mut len)
+        };
+        check(rc, name)?;
+        let len = usize::try_from(len).unwrap_or(0).min(buf.len());
+        let text = &buf[..len];
+        // Some versions count the terminating NUL.
+        let text = text.split(|b| *b == 0).next().unwrap_or_default();
+        Ok(String::from_utf8_lossy(text).into_owned())
+    }
+
     pub fn set_i32(&self, opt: sys::SRT_SOCKOPT, value: i32, name: &'static str) -> Result<()> {
         self.set_raw(
             opt,
@@ -394,6 +416,31 @@ fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, c_int) {
         }
     };
     (storage, len as c_int)
+}
+
+/// The address libsrt passes to a listen callback.
+///
+/// # Safety
+/// `addr` must point at a valid `sockaddr_in` or `sockaddr_in6`, as its family says.
+pub(super) unsafe fn peer_from_raw(addr: *const sys::sockaddr) -> Option<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    // SAFETY: the caller guarantees a valid sockaddr; its family field comes first.
+    let family = i32::from(unsafe { (*(addr as *const libc::sockaddr)).sa_family });
+    let len = match family {
+        libc::AF_INET => mem::size_of::<libc::sockaddr_in>(),
+        libc::AF_INET6 => mem::size_of::<libc::sockaddr_in6>(),
+        _ => return None,
+    };
+    // SAFETY: the family says `addr` holds `len` readable bytes; storage is larger.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            addr as *const u8,
+            &mut storage as *mut libc::sockaddr_storage as *mut u8,
+            len,
+        )
+    };
+    from_sockaddr(&storage)
 }
 
 fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {

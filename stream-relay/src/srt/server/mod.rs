@@ -1,0 +1,419 @@
+//! A shared SRT listener: one port, many named streams. Callers are sorted by their Stream ID
+//! (`streamid` dialects) during the handshake, in libsrt's listen callback, where a refusal
+//! still reaches the caller with a reason code and a per-stream passphrase can be set. Once
+//! accepted, a publisher's connection is handed to its route's input and a player's to its
+//! route's `players` output; the routes do the rest as for any SRT link.
+
+pub mod directory;
+pub mod stream;
+
+use super::epoll::{self, Epoll};
+use super::listen_hook::{AcceptHook, Candidate, HookedListener, Refusal};
+use super::options::apply_pre;
+use super::streamid::{self, Mode};
+use super::uri::SrtEndpoint;
+use super::{ErrorKind, Socket, SocketState};
+use crate::common::redact::Secret;
+use crate::relay::LinkError;
+use directory::{Directory, Handoff, Role};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A caller that names no mode (a bare name, or no Stream ID) is a publisher if it sends
+/// within this time, else a player. Encoders send from their first moment; a player that
+/// cannot say what it is starts this much later.
+pub const AUTO_DETECT: Duration = Duration::from_millis(1000);
+const LISTEN_BACKLOG: i32 = 64;
+const POLL: Duration = Duration::from_millis(100);
+
+/// A server's settings as configured.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub name: String,
+    /// The listening endpoint; its options apply to every caller, its `passphrase` is the
+    /// default of streams that set none.
+    pub listen: SrtEndpoint,
+    pub default_stream: Option<String>,
+}
+
+pub struct SrtServer {
+    name: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SrtServer {
+    /// Binds the port (a busy port fails here) and starts accepting.
+    pub fn start(spec: &ServerSpec) -> Result<SrtServer, LinkError> {
+        let directory = directory::directory(&spec.name);
+        directory.set_default_stream(spec.default_stream.clone());
+        let mut options = spec.listen.options.clone();
+        let default_passphrase = options.passphrase.take();
+        let explicit_tsbpd = options.tsbpdmode.is_some();
+        let hook = Arc::new(ServerHook {
+            server: spec.name.clone(),
+            directory: directory.clone(),
+            default_passphrase: default_passphrase.clone(),
+            explicit_tsbpd,
+        });
+        let fatal = |what: &str, e: &dyn std::fmt::Display| {
+            LinkError::Fatal(format!("SRT server '{}': {what}: {e}", spec.name))
+        };
+        let addr = super::relay::resolve(
+            if spec.listen.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                &spec.listen.host
+            },
+            spec.listen.port,
+        )
+        .map_err(LinkError::Fatal)?;
+        let sock = Socket::new().map_err(|e| fatal("cannot create a socket", &e))?;
+        apply_pre(&sock, &options).map_err(|e| fatal("cannot apply the listen options", &e))?;
+        sock.bind(addr).map_err(|e| {
+            let why = if e.kind == ErrorKind::AddressInUse {
+                " (is another program using the port?)"
+            } else {
+                ""
+            };
+            LinkError::Fatal(format!(
+                "SRT server '{}': cannot listen on {addr}{why}: {e}",
+                spec.name
+            ))
+        })?;
+        let listener =
+            HookedListener::new(sock, hook).map_err(|e| fatal("cannot install the hook", &e))?;
+        listener
+            .socket()
+            .listen(LISTEN_BACKLOG)
+            .map_err(|e| fatal("cannot listen", &e))?;
+        let mut ep = Epoll::new().map_err(|e| fatal("cannot create an epoll", &e))?;
+        ep.add(listener.socket().id(), epoll::READ | epoll::ERROR)
+            .map_err(|e| fatal("cannot watch the listener", &e))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut accept = Acceptor {
+            name: spec.name.clone(),
+            listener,
+            epoll: ep,
+            directory,
+            encrypted_default: default_passphrase.is_some(),
+            pending: Vec::new(),
+        };
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("srv:{}", spec.name))
+            .spawn(move || accept.run(&flag))
+            .map_err(|e| fatal("cannot start a thread", &e))?;
+        tracing::info!(server = %spec.name, listen = %spec.listen, "SRT server listening");
+        Ok(SrtServer {
+            name: spec.name.clone(),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!(server = %self.name, "the SRT server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for SrtServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The mode a caller is served in, and the stream it is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub stream: String,
+    /// `None`: decided after accept, by whether the caller sends.
+    pub role: Option<Role>,
+    pub passphrase: Option<Secret>,
+}
+
+/// Why a caller is refused: the metric's `reason` label, and the code the caller sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: &'static str,
+    pub code: Refusal,
+}
+
+const fn refused(reason: &'static str, code: Refusal) -> Refused {
+    Refused { reason, code }
+}
+
+/// Decides about one caller from its Stream ID: which stream, which side, which passphrase.
+/// Pure: the hook and the accept thread both call it, and the tests.
+pub fn decide(
+    directory: &Directory,
+    default_passphrase: Option<&Secret>,
+    sid: &str,
+) -> Result<Decision, Refused> {
+    let req = streamid::parse(sid).map_err(|_| refused("bad_streamid", Refusal::BadRequest))?;
+    let stream = if req.stream.is_empty() {
+        directory
+            .default_stream()
+            .ok_or(refused("unknown_stream", Refusal::NotFound))?
+    } else {
+        req.stream.clone()
+    };
+    let found = directory
+        .lookup(&stream)
+        .ok_or(refused("unknown_stream", Refusal::NotFound))?;
+    let access = &found.access;
+    let role = match req.mode {
+        Mode::Publish if found.has_publisher_side => Some(Role::Publisher),
+        Mode::Play if found.has_players_side => Some(Role::Players),
+        Mode::Publish | Mode::Play => return Err(refused("wrong_mode", Refusal::BadMode)),
+        Mode::Unspecified => match (found.has_publisher_side, found.has_players_side) {
+            (true, false) => Some(Role::Publisher),
+            (false, true) => Some(Role::Players),
+            _ => None,
+        },
+    };
+    let credentials = |c: &Option<(String, Secret)>| match c {
+        None => true,
+        Some((user, password)) => {
+            req.user.as_deref() == Some(user.as_str())
+                && req.password.as_ref().is_some_and(|p| {
+                    crate::control::api::same(p.expose().as_bytes(), password.expose().as_bytes())
+                })
+        }
+    };
+    let publish_ok = credentials(&access.publish_credentials);
+    let play_ok = credentials(&access.play_credentials);
+    let publish_pass = access.publish_passphrase.as_ref().or(default_passphrase);
+    let play_pass = access.play_passphrase.as_ref().or(default_passphrase);
+    let passphrase = match role {
+        Some(Role::Publisher) if !publish_ok => {
+            return Err(refused("bad_credentials", Refusal::Unauthorized))
+        }
+        Some(Role::Players) if !play_ok => {
+            return Err(refused("bad_credentials", Refusal::Unauthorized))
+        }
+        Some(Role::Publisher) => publish_pass,
+        Some(Role::Players) => play_pass,
+        // Not knowing the side, both sides' rules must be the same to let it in.
+        None if !(publish_ok && play_ok) => {
+            return Err(refused("bad_credentials", Refusal::Unauthorized))
+        }
+        None if publish_pass != play_pass => {
+            return Err(refused("mode_required", Refusal::BadMode))
+        }
+        None => publish_pass,
+    };
+    Ok(Decision {
+        stream,
+        role,
+        passphrase: passphrase.cloned(),
+    })
+}
+
+fn show(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+}
+
+/// The stream a caller asked for, fit for a log line: only a well-formed name, never the raw
+/// Stream ID (it may carry a password).
+fn loggable_stream(sid: &str) -> String {
+    match streamid::parse(sid) {
+        Ok(r) if r.stream.is_empty() => "(none)".to_owned(),
+        Ok(r) if crate::control::plan::valid_stream(&r.stream) => r.stream,
+        _ => "(unreadable)".to_owned(),
+    }
+}
+
+struct ServerHook {
+    server: String,
+    directory: Arc<Directory>,
+    default_passphrase: Option<Secret>,
+    explicit_tsbpd: bool,
+}
+
+impl AcceptHook for ServerHook {
+    fn check(&self, c: &Candidate<'_>) -> Result<(), Refusal> {
+        let d = match decide(
+            &self.directory,
+            self.default_passphrase.as_ref(),
+            c.streamid,
+        ) {
+            Ok(d) => d,
+            Err(r) => {
+                super::log::rejections::record_caller(
+                    r.reason,
+                    &self.server,
+                    &loggable_stream(c.streamid),
+                    c.peer,
+                );
+                return Err(r.code);
+            }
+        };
+        if let Some(p) = &d.passphrase {
+            c.set_passphrase(p.expose())
+                .map_err(|_| Refusal::Internal)?;
+        }
+        // A publisher's connection is a route input: no TSBPD, so packets are handed over as
+        // soon as they are complete (see `relay::input_endpoint`). A player keeps libsrt's
+        // default, as any SRT output.
+        if d.role != Some(Role::Players) && !self.explicit_tsbpd {
+            c.set_bool(srt_sys::SRTO_TSBPDMODE, false, "tsbpdmode")
+                .and_then(|()| c.set_bool(srt_sys::SRTO_TLPKTDROP, false, "tlpktdrop"))
+                .map_err(|_| Refusal::Internal)?;
+        }
+        Ok(())
+    }
+}
+
+/// A caller accepted without a mode, waiting to show whether it sends.
+struct Pending {
+    conn: Handoff,
+    stream: String,
+    until: Instant,
+}
+
+struct Acceptor {
+    name: String,
+    listener: HookedListener,
+    epoll: Epoll,
+    directory: Arc<Directory>,
+    encrypted_default: bool,
+    pending: Vec<Pending>,
+}
+
+impl Acceptor {
+    fn run(&mut self, stop: &AtomicBool) {
+        let span = tracing::info_span!("srt_server", server = %self.name);
+        let _enter = span.enter();
+        while !stop.load(Ordering::Acquire) {
+            let ready = match self.epoll.wait(POLL) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "SRT server wait failed");
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            };
+            let lid = self.listener.socket().id();
+            if ready.iter().any(|(fd, _)| *fd == lid) {
+                self.accept_all();
+            }
+            self.sort_pending(&ready);
+        }
+        for p in self.pending.drain(..) {
+            let _ = p.conn.socket.close();
+        }
+        tracing::info!("SRT server stopped");
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let (socket, peer) = match self.listener.socket().accept() {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SRT server accept failed");
+                    return;
+                }
+            };
+            let sid = socket
+                .get_string(srt_sys::SRTO_STREAMID, "SRTO_STREAMID")
+                .unwrap_or_default();
+            // The hook let it in; the directory may have changed since (a route stopped).
+            let d = match decide(&self.directory, None, &sid) {
+                Ok(d) => d,
+                Err(r) => {
+                    tracing::info!(reason = r.reason, peer = %show(peer), "caller gone before it was accepted");
+                    continue;
+                }
+            };
+            if (d.passphrase.is_some() || self.encrypted_default)
+                && socket.get_i32(srt_sys::SRTO_KMSTATE, "SRTO_KMSTATE").ok()
+                    != Some(srt_sys::SRT_KM_S_SECURED as i32)
+            {
+                tracing::warn!(stream = %d.stream, peer = %show(peer), "accepted caller is not encrypted; closing it");
+                super::log::rejections::record("unsecured");
+                continue;
+            }
+            let conn = Handoff { socket, peer };
+            match d.role {
+                Some(role) => self.hand_off(&d.stream, role, conn),
+                None => {
+                    if let Err(e) = self.epoll.add(conn.socket.id(), epoll::READ | epoll::ERROR) {
+                        tracing::warn!(error = %e, "cannot watch a caller");
+                        continue;
+                    }
+                    self.pending.push(Pending {
+                        conn,
+                        stream: d.stream,
+                        until: Instant::now() + AUTO_DETECT,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Callers without a mode: sending makes a publisher, silence until the deadline a player.
+    fn sort_pending(&mut self, ready: &[(i32, i32)]) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            let id = p.conn.socket.id();
+            let state = p.conn.socket.state();
+            let role = if state != SocketState::Connected {
+                None
+            } else if ready
+                .iter()
+                .any(|(fd, ev)| *fd == id && ev & epoll::READ != 0)
+            {
+                Some(Role::Publisher)
+            } else if now >= p.until {
+                Some(Role::Players)
+            } else {
+                i += 1;
+                continue;
+            };
+            let p = self.pending.swap_remove(i);
+            self.epoll.remove(id);
+            match role {
+                Some(role) => self.hand_off(&p.stream, role, p.conn),
+                None => {
+                    tracing::info!(stream = %p.stream, peer = %show(p.conn.peer), "caller left before sending or playing")
+                }
+            }
+        }
+    }
+
+    fn hand_off(&self, stream: &str, role: Role, conn: Handoff) {
+        let peer: Option<SocketAddr> = conn.peer;
+        let side = match role {
+            Role::Publisher => "publisher",
+            Role::Players => "player",
+        };
+        match self.directory.hand_off(stream, role, conn) {
+            Ok(()) => tracing::info!(stream, peer = %show(peer), side, "caller accepted"),
+            Err(conn) => {
+                tracing::warn!(stream, peer = %show(peer), side, "no route takes this caller now; closing it");
+                let _ = conn.socket.close();
+            }
+        }
+    }
+}
