@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/stats", get(crate::sls_stats::stats))
         .merge(crate::control::api::routes())
         .merge(crate::monitor::routes())
         .with_state(state)

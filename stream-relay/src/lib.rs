@@ -11,5 +11,6 @@ pub mod monitor;
 pub mod relay;
 pub mod rist;
 pub mod route;
+pub mod sls_stats;
 pub mod srt;
 pub mod udp;

@@ -7,7 +7,7 @@
 // `result_large_err` would only add an allocation to a control path.
 #![allow(clippy::result_large_err)]
 
-use super::file::{ConfigFile, OutputConfig, RouteConfig};
+use super::file::{ConfigFile, OutputConfig, RouteConfig, ServerConfig};
 use super::supervisor::Changes;
 use crate::common::redact::{is_secret_key, MASK};
 use crate::http::AppState;
@@ -30,6 +30,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/api/routes/{name}/outputs", post(add_output))
         .route("/api/routes/{name}/outputs/{output}", delete(remove_output))
+        .route("/api/servers", get(list_servers))
+        .route(
+            "/api/servers/{name}",
+            get(get_server).put(put_server).delete(delete_server),
+        )
         .route("/api/reload", post(reload))
 }
 
@@ -66,6 +71,16 @@ pub fn redact_uri(uri: &str) -> String {
 fn redacted(route: &RouteConfig) -> RouteConfig {
     let mut r = route.clone();
     r.input = redact_uri(&r.input);
+    for secret in [
+        &mut r.publish_passphrase,
+        &mut r.play_passphrase,
+        &mut r.publish_password,
+        &mut r.play_password,
+    ] {
+        if secret.is_some() {
+            *secret = Some(MASK.to_owned());
+        }
+    }
     for o in &mut r.outputs {
         *o = match o {
             OutputConfig::Uri(u) => OutputConfig::Uri(redact_uri(u)),
@@ -457,4 +472,130 @@ mod tests {
         assert!(!same(b"abc", b"abd"));
         assert!(!same(b"abc", b"abcd"));
     }
+}
+
+fn redacted_server(s: &ServerConfig) -> ServerConfig {
+    ServerConfig {
+        listen: redact_uri(&s.listen),
+        ..s.clone()
+    }
+}
+
+/// A shared SRT listener and the streams its routes serve.
+#[derive(Serialize)]
+struct ServerView {
+    config: ServerConfig,
+    streams: Vec<String>,
+}
+
+fn server_view(file: &ConfigFile, s: &ServerConfig) -> ServerView {
+    let mut streams: Vec<String> = file
+        .routes
+        .iter()
+        .filter(|r| r.server.as_deref() == Some(s.name.as_str()))
+        .map(|r| r.stream.clone().unwrap_or_else(|| r.name.clone()))
+        .collect();
+    streams.sort();
+    ServerView {
+        config: redacted_server(s),
+        streams,
+    }
+}
+
+async fn list_servers(State(state): State<Arc<AppState>>) -> Response {
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let file = current_file(control);
+    let views: Vec<ServerView> = file.servers.iter().map(|s| server_view(&file, s)).collect();
+    Json(views).into_response()
+}
+
+async fn get_server(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let file = current_file(control);
+    match file.servers.iter().find(|s| s.name == name) {
+        Some(s) => Json(server_view(&file, s)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such server", &[]),
+    }
+}
+
+async fn put_server(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut v: serde_json::Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not JSON: {e}"),
+                &[],
+            )
+        }
+    };
+    if let Some(obj) = v.as_object_mut() {
+        if obj
+            .get("name")
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| n != name)
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the server's name in the body differs from the one in the path",
+                &[],
+            );
+        }
+        obj.insert("name".into(), json!(name));
+    }
+    let server: ServerConfig = match serde_json::from_value(v) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a server: {e}"), &[]),
+    };
+    let mut file = current_file(control);
+    let created = match file.servers.iter_mut().find(|s| s.name == name) {
+        Some(s) => {
+            *s = server;
+            false
+        }
+        None => {
+            file.servers.push(server);
+            true
+        }
+    };
+    apply(state.clone(), file, created).await
+}
+
+async fn delete_server(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let control = match control(&state) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut file = current_file(control);
+    let before = file.servers.len();
+    file.servers.retain(|s| s.name != name);
+    if file.servers.len() == before {
+        return error(StatusCode::NOT_FOUND, "no such server", &[]);
+    }
+    apply(state.clone(), file, false).await
 }

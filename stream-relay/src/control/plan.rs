@@ -426,6 +426,12 @@ fn access(
 ) -> Access {
     let mut secret = |field: &str, v: &Option<String>, passphrase: bool| -> Option<Secret> {
         let v = v.as_ref()?;
+        if v == crate::common::redact::MASK {
+            errors.push(format!(
+                "{at} {field}: '***' is the mask the API shows; give the value or a ${{VAR}} reference"
+            ));
+            return None;
+        }
         match secrets::expand_secret(field, v, env) {
             // SRT's limits (SRTO_PASSPHRASE): 10 to 79 characters.
             Ok(p) if passphrase && !(10..=79).contains(&p.len()) => {

@@ -125,6 +125,11 @@ pub trait TransportRelay: Send + Sync + std::fmt::Display {
         let _ = as_input;
         Vec::new()
     }
+    /// The name publishers give for this input in their Stream ID (a shared SRT listener's
+    /// stream), if it is one.
+    fn published_stream(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Whether two bound addresses collide: same port, and the same address or either one all

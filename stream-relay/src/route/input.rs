@@ -11,7 +11,10 @@ use crate::relay::link::LinkEvent;
 use crate::relay::pipe::Pipe;
 use crate::relay::InputLink;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A connected sender that sent nothing this long is reported as idle.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) fn run(
     mut link: Box<dyn InputLink>,
@@ -71,6 +74,23 @@ pub(super) fn run(
                 }
             }
             let silent = Instant::now().saturating_duration_since(last_data);
+            // A live stream sends many packets a second: a sender silent this long is shown
+            // as idle (connected, but no picture) well before the idle timeout drops it.
+            let idle_after = IDLE_AFTER.min(settings.idle_timeout / 2);
+            match status.state() {
+                LinkState::Connected if link.is_connected() && silent >= idle_after => {
+                    tracing::warn!(
+                        silent_ms = silent.as_millis() as u64,
+                        "input idle: connected, but no data"
+                    );
+                    status.set_state(LinkState::Idle);
+                }
+                LinkState::Idle if silent < idle_after => {
+                    tracing::info!("input active again");
+                    status.set_state(LinkState::Connected);
+                }
+                _ => {}
+            }
             if link.is_connected() && silent >= settings.idle_timeout {
                 link.disconnect(&format!(
                     "no data for {} ms (idle timeout)",
@@ -82,7 +102,8 @@ pub(super) fn run(
         link.drain_events(peers.events());
         epoch += new_connections(peers.events());
         peers.apply(&metrics, &status);
-        if !link.is_connected() && status.state() == LinkState::Connected {
+        if !link.is_connected() && matches!(status.state(), LinkState::Connected | LinkState::Idle)
+        {
             status.set_state(LinkState::Waiting);
         }
 

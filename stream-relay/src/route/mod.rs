@@ -90,6 +90,8 @@ struct Shared {
 
 pub struct Route {
     shared: Arc<Shared>,
+    /// The Stream ID name of a shared listener's stream this route's input is.
+    stream: Option<String>,
     pipe: Arc<Pipe>,
     input_status: Arc<LinkStatus>,
     /// The same handles the input thread updates: the feed reads what /metrics reads.
@@ -160,6 +162,7 @@ impl Route {
             output: String::new(),
         });
         let mut route = Route {
+            stream: spec.input.published_stream(),
             shared: shared.clone(),
             pipe: pipe.clone(),
             input_status: input_status.clone(),
@@ -246,6 +249,15 @@ impl Route {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    pub fn stream(&self) -> Option<&str> {
+        self.stream.as_deref()
+    }
+
+    /// Wall-clock ms (Unix epoch) the input's current connection started, if connected.
+    pub fn input_connected_at_ms(&self) -> Option<u64> {
+        self.input_status.connected_at_ms()
     }
 
     /// The first fatal error of any side, if one happened (the route cannot go on).

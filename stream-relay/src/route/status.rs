@@ -13,6 +13,8 @@ pub enum LinkState {
     /// Connecting again after having been connected.
     Reconnecting,
     Connected,
+    /// Connected, but no data for a while (an input whose sender went silent).
+    Idle,
     Failed,
     Stopped,
 }
@@ -25,6 +27,7 @@ impl LinkState {
             2 => LinkState::Connected,
             3 => LinkState::Failed,
             5 => LinkState::Reconnecting,
+            6 => LinkState::Idle,
             _ => LinkState::Stopped,
         }
     }
@@ -37,6 +40,7 @@ impl LinkState {
             LinkState::Failed => 3,
             LinkState::Stopped => 4,
             LinkState::Reconnecting => 5,
+            LinkState::Idle => 6,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct LinkStatus {
     peers: AtomicUsize,
     /// Wall-clock ms of the last reconnection (0: none yet), for the monitoring feed.
     last_reconnect_ms: AtomicU64,
+    /// Wall-clock ms of the current connection's start (0: not connected).
+    connected_at_ms: AtomicU64,
     error: Mutex<Option<String>>,
     /// Outputs: transit through the relay over the last seconds, p50 and p99, in seconds as
     /// f64 bits; NO_FIGURE when no packet went through in that window.
@@ -101,6 +107,7 @@ impl LinkStatus {
             ever_connected: std::sync::atomic::AtomicBool::new(false),
             peers: AtomicUsize::new(0),
             last_reconnect_ms: AtomicU64::new(0),
+            connected_at_ms: AtomicU64::new(0),
             error: Mutex::new(None),
             transit_p50: AtomicU64::new(NO_FIGURE),
             transit_p99: AtomicU64::new(NO_FIGURE),
@@ -109,17 +116,31 @@ impl LinkStatus {
 
     /// Connecting after having been connected reads as reconnecting.
     pub fn set_state(&self, s: LinkState) {
+        let was = self.state();
         let s = match s {
             LinkState::Connected => {
                 self.ever_connected.store(true, Ordering::Relaxed);
+                if !matches!(was, LinkState::Connected | LinkState::Idle) {
+                    self.connected_at_ms
+                        .store(crate::common::events::unix_ms(), Ordering::Relaxed);
+                }
                 s
             }
+            LinkState::Idle => s,
             LinkState::Connecting if self.ever_connected.load(Ordering::Relaxed) => {
                 LinkState::Reconnecting
             }
             s => s,
         };
+        if !matches!(s, LinkState::Connected | LinkState::Idle) {
+            self.connected_at_ms.store(0, Ordering::Relaxed);
+        }
         self.state.store(s.as_u8(), Ordering::Relaxed);
+    }
+
+    /// Wall-clock ms (Unix epoch) the current connection started, if connected.
+    pub fn connected_at_ms(&self) -> Option<u64> {
+        Some(self.connected_at_ms.load(Ordering::Relaxed)).filter(|&t| t > 0)
     }
 
     pub fn state(&self) -> LinkState {

@@ -73,7 +73,9 @@ fn emit(level: c_int, area: &str, message: &str) {
         tracing::debug!(target: "srt", area, "{text}");
         return;
     }
-    if is_rejection_detail(area, &text) {
+    // The listener's per-handshake notices ("PASSING request", "Listener managed the
+    // connection request") come several per attempt; a caller retrying would flood the log.
+    if is_rejection_detail(area, &text) || area == "worker_ProcessConnectionRequest" {
         tracing::debug!(target: "srt", area, "{text}");
         return;
     }
@@ -106,8 +108,9 @@ fn rejection(area: &str, text: &str) -> Option<&'static str> {
     Some(match code {
         1010 => "bad_passphrase",
         1011 => "passphrase_missing",
-        1014 => "stream_id_refused",
-        1009 => "version",
+        1014 => "filter_mismatch",
+        // 1000 + SRT_REJ_*: VERSION 8, CONGESTION 13, FILTER 14, CRYPTO 17.
+        1008 => "version",
         1013 => "config_mismatch",
         1017 => "crypto_mismatch",
         _ => "other",

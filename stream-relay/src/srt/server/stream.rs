@@ -29,6 +29,10 @@ impl TransportRelay for StreamEndpoint {
         "srt"
     }
 
+    fn published_stream(&self) -> Option<String> {
+        Some(self.stream.clone())
+    }
+
     fn open_input(&self) -> Result<Box<dyn InputLink>, LinkError> {
         let (rx, reg) = directory::directory(&self.server)
             .register(&self.stream, Role::Publisher, self.access.clone())
