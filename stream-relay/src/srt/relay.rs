@@ -409,7 +409,13 @@ impl SrtInput {
         let Some(h) = next else {
             return Ok(false);
         };
-        if self.conn.is_some() {
+        if let Some(old) = &self.conn {
+            // Two encoders sending to one stream take it from each other: make that visible.
+            tracing::warn!(
+                old = %old.peer,
+                new = %describe(&h.socket, h.peer),
+                "publisher session replaced by a new one"
+            );
             self.disconnect("replaced by a new session of the publisher");
         }
         self.adopt(h.socket, h.peer)?;
