@@ -417,3 +417,84 @@ impl Acceptor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::directory::{directory, Access};
+    use super::*;
+
+    fn secret(s: &str) -> Secret {
+        Secret::new(s.to_owned())
+    }
+
+    #[test]
+    fn callers_are_sorted_by_stream_and_side() {
+        let d = directory("test-decide-sides");
+        let _a = d.register("live/feed1", Role::Publisher, Access::default());
+        let _b = d.register("live/feed1", Role::Players, Access::default());
+        let pick = |sid: &str| decide(&d, None, sid).map(|x| (x.stream, x.role));
+        let feed = || "live/feed1".to_owned();
+        assert_eq!(
+            pick("publish/live/feed1"),
+            Ok((feed(), Some(Role::Publisher)))
+        );
+        assert_eq!(pick("play/live/feed1"), Ok((feed(), Some(Role::Players))));
+        assert_eq!(pick("#!::r=live/feed1"), Ok((feed(), Some(Role::Players))));
+        assert_eq!(pick("read:live/feed1"), Ok((feed(), Some(Role::Players))));
+        assert_eq!(pick("live/feed1"), Ok((feed(), None)));
+        assert_eq!(pick("publish/other").unwrap_err().reason, "unknown_stream");
+        assert_eq!(pick("").unwrap_err().reason, "unknown_stream");
+        assert_eq!(
+            pick("#!::r=x,m=bidirectional").unwrap_err().reason,
+            "bad_streamid"
+        );
+        d.set_default_stream(Some(feed()));
+        assert_eq!(pick(""), Ok((feed(), None)));
+    }
+
+    #[test]
+    fn passphrases_and_credentials_follow_the_side() {
+        let d = directory("test-decide-access");
+        let access = Access {
+            publish_passphrase: Some(secret("publish-passphrase")),
+            play_passphrase: None,
+            publish_credentials: Some(("cam".into(), secret("pw-1"))),
+            play_credentials: None,
+        };
+        let _a = d.register("s", Role::Publisher, access.clone());
+        let _b = d.register("s", Role::Players, access);
+        let default = secret("server-default");
+        let pass = |sid: &str| {
+            decide(&d, Some(&default), sid).map(|x| x.passphrase.map(|p| p.expose().to_owned()))
+        };
+        assert_eq!(
+            pass("publish:s:cam:pw-1"),
+            Ok(Some("publish-passphrase".into()))
+        );
+        assert_eq!(pass("read:s"), Ok(Some("server-default".into())));
+        for bad in [
+            "publish:s:cam:pw-2",
+            "publish:s:other:pw-1",
+            "publish/s",
+            "#!::r=s,m=publish,u=cam",
+        ] {
+            assert_eq!(pass(bad).unwrap_err().reason, "bad_credentials", "{bad}");
+        }
+        // A bare name could be either side, and the sides' rules differ.
+        assert_eq!(pass("s").unwrap_err().reason, "bad_credentials");
+    }
+
+    #[test]
+    fn an_undecided_side_needs_one_passphrase_for_both() {
+        let d = directory("test-decide-undecided");
+        let access = Access {
+            publish_passphrase: Some(secret("publish-passphrase")),
+            play_passphrase: Some(secret("another-passphrase")),
+            ..Access::default()
+        };
+        let _a = d.register("s", Role::Publisher, access.clone());
+        let _b = d.register("s", Role::Players, access);
+        assert_eq!(decide(&d, None, "s").unwrap_err().reason, "mode_required");
+        assert!(decide(&d, None, "publish/s").is_ok());
+    }
+}
