@@ -577,7 +577,18 @@ impl InputLink for SrtInput {
                 retransmitted: s.rcv_retrans,
                 undecrypted: s.rcv_undecrypt,
                 buffer_ms: Some(s.rcv_buf_ms),
-                latency_ms: Some(s.rcv_latency_ms),
+                latency_ms: Some(if s.rcv_latency_ms > 0.0 {
+                    s.rcv_latency_ms
+                } else {
+                    // Without TSBPD (`input_endpoint`) libsrt reports no TSBPD delay: show what
+                    // TSBPD would have agreed on, the larger of our receive latency and the
+                    // sender's, which is what the next hop plays against.
+                    let ms = |opt, name| conn.sock.get_i32(opt, name).unwrap_or(0);
+                    f64::from(
+                        ms(srt_sys::SRTO_RCVLATENCY, "SRTO_RCVLATENCY")
+                            .max(ms(srt_sys::SRTO_PEERLATENCY, "SRTO_PEERLATENCY")),
+                    )
+                }),
                 ..LinkStats::default()
             },
             Err(_) => LinkStats::default(),
