@@ -240,40 +240,62 @@ fn changes_response(changes: Changes, created: bool) -> Response {
     (code, Json(json!({ "changes": changes }))).into_response()
 }
 
-async fn put_one(
-    State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: String,
+/// A change through the API: authorised, made to the configuration in force, then applied as
+/// a reload would be. `edit` says whether it created something (201), or gives the answer to
+/// a request it cannot apply.
+async fn change(
+    state: Arc<AppState>,
+    headers: &HeaderMap,
+    edit: impl FnOnce(&mut ConfigFile) -> Result<bool, Response>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = authorize(&state, headers) {
         return r;
     }
     let control = match control(&state) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let mut route: RouteConfig = match parse_body(&body, &name) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    route.name = name.clone();
     let mut file = current_file(control);
-    let created = match file.routes.iter_mut().find(|r| r.name == name) {
-        Some(r) => {
-            *r = route;
+    match edit(&mut file) {
+        Ok(created) => apply(state.clone(), file, created).await,
+        Err(r) => r,
+    }
+}
+
+/// Replaces the item `is_it` finds, or appends `item`: true when appended.
+fn upsert<T>(items: &mut Vec<T>, item: T, is_it: impl Fn(&T) -> bool) -> bool {
+    match items.iter_mut().find(|i| is_it(i)) {
+        Some(old) => {
+            *old = item;
             false
         }
         None => {
-            file.routes.push(route);
+            items.push(item);
             true
         }
-    };
-    apply(state.clone(), file, created).await
+    }
 }
 
-/// A route in JSON; its `name`, if given, must be the one in the path.
-fn parse_body(body: &str, name: &str) -> Result<RouteConfig, Response> {
+/// Removes the item `is_it` finds; 404 naming `what` if there is none.
+fn remove<T>(items: &mut Vec<T>, is_it: impl Fn(&T) -> bool, what: &str) -> Result<bool, Response> {
+    let before = items.len();
+    items.retain(|i| !is_it(i));
+    if items.len() == before {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            &format!("no such {what}"),
+            &[],
+        ));
+    }
+    Ok(false)
+}
+
+/// A `what` (route, server) in JSON; its `name`, if given, must be the one in the path.
+fn named_body<T: serde::de::DeserializeOwned>(
+    body: &str,
+    name: &str,
+    what: &str,
+) -> Result<T, Response> {
     let mut v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
         error(
             StatusCode::BAD_REQUEST,
@@ -282,21 +304,34 @@ fn parse_body(body: &str, name: &str) -> Result<RouteConfig, Response> {
         )
     })?;
     if let Some(obj) = v.as_object_mut() {
-        match obj.get("name").and_then(|n| n.as_str()) {
-            Some(n) if n != name => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "the route's name in the body differs from the one in the path",
-                    &[],
-                ))
-            }
-            _ => {
-                obj.insert("name".into(), json!(name));
-            }
+        if obj
+            .get("name")
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| n != name)
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("the {what}'s name in the body differs from the one in the path"),
+                &[],
+            ));
         }
+        obj.insert("name".into(), json!(name));
     }
     serde_json::from_value(v)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("not a route: {e}"), &[]))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("not a {what}: {e}"), &[]))
+}
+
+async fn put_one(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    change(state, &headers, |file| {
+        let route: RouteConfig = named_body(&body, &name, "route")?;
+        Ok(upsert(&mut file.routes, route, |r| r.name == name))
+    })
+    .await
 }
 
 async fn delete_one(
@@ -304,20 +339,10 @@ async fn delete_one(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let control = match control(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut file = current_file(control);
-    let before = file.routes.len();
-    file.routes.retain(|r| r.name != name);
-    if file.routes.len() == before {
-        return error(StatusCode::NOT_FOUND, "no such route", &[]);
-    }
-    apply(state.clone(), file, false).await
+    change(state, &headers, |file| {
+        remove(&mut file.routes, |r| r.name == name, "route")
+    })
+    .await
 }
 
 async fn add_output(
@@ -326,28 +351,21 @@ async fn add_output(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let control = match control(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let output: OutputConfig = match serde_json::from_str(&body) {
-        Ok(o) => o,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "not an output (a URI string or an object with name, uri, time_buffer_ms): {e}"
-                ),
-                &[],
-            )
-        }
-    };
-    let mut file = current_file(control);
+    change(state, &headers, |file| add_output_to(file, &name, &body)).await
+}
+
+fn add_output_to(file: &mut ConfigFile, name: &str, body: &str) -> Result<bool, Response> {
+    let output: OutputConfig = serde_json::from_str(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "not an output (a URI string or an object with name, uri, time_buffer_ms): {e}"
+            ),
+            &[],
+        )
+    })?;
     let Some(route) = file.routes.iter_mut().find(|r| r.name == name) else {
-        return error(StatusCode::NOT_FOUND, "no such route", &[]);
+        return Err(error(StatusCode::NOT_FOUND, "no such route", &[]));
     };
     // An output added by the API gets a name, so later changes can address it.
     let output = match output {
@@ -361,15 +379,15 @@ async fn add_output(
     let wanted = output.name().map(str::to_owned);
     if let Some(n) = &wanted {
         if output_names(route).contains(n) {
-            return error(
+            return Err(error(
                 StatusCode::CONFLICT,
                 "the route already has an output by that name",
                 &[],
-            );
+            ));
         }
     }
     route.outputs.push(output);
-    apply(state.clone(), file, true).await
+    Ok(true)
 }
 
 /// The names outputs get in a route (given, or `outN` by position).
@@ -391,20 +409,19 @@ async fn remove_output(
     Path((name, output)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let control = match control(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut file = current_file(control);
+    change(state, &headers, |file| {
+        remove_output_from(file, &name, &output)
+    })
+    .await
+}
+
+fn remove_output_from(file: &mut ConfigFile, name: &str, output: &str) -> Result<bool, Response> {
     let Some(route) = file.routes.iter_mut().find(|r| r.name == name) else {
-        return error(StatusCode::NOT_FOUND, "no such route", &[]);
+        return Err(error(StatusCode::NOT_FOUND, "no such route", &[]));
     };
     let names = output_names(route);
     let Some(i) = names.iter().position(|n| *n == output) else {
-        return error(StatusCode::NOT_FOUND, "no such output", &[]);
+        return Err(error(StatusCode::NOT_FOUND, "no such output", &[]));
     };
     // Outputs named by position keep their names: the others are written out with theirs.
     let mut kept = Vec::new();
@@ -422,7 +439,7 @@ async fn remove_output(
         });
     }
     route.outputs = kept;
-    apply(state.clone(), file, false).await
+    Ok(false)
 }
 
 async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -530,53 +547,11 @@ async fn put_server(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let control = match control(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut v: serde_json::Value = match serde_json::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("the body is not JSON: {e}"),
-                &[],
-            )
-        }
-    };
-    if let Some(obj) = v.as_object_mut() {
-        if obj
-            .get("name")
-            .and_then(|n| n.as_str())
-            .is_some_and(|n| n != name)
-        {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "the server's name in the body differs from the one in the path",
-                &[],
-            );
-        }
-        obj.insert("name".into(), json!(name));
-    }
-    let server: ServerConfig = match serde_json::from_value(v) {
-        Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("not a server: {e}"), &[]),
-    };
-    let mut file = current_file(control);
-    let created = match file.servers.iter_mut().find(|s| s.name == name) {
-        Some(s) => {
-            *s = server;
-            false
-        }
-        None => {
-            file.servers.push(server);
-            true
-        }
-    };
-    apply(state.clone(), file, created).await
+    change(state, &headers, |file| {
+        let server: ServerConfig = named_body(&body, &name, "server")?;
+        Ok(upsert(&mut file.servers, server, |s| s.name == name))
+    })
+    .await
 }
 
 async fn delete_server(
@@ -584,18 +559,8 @@ async fn delete_server(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let control = match control(&state) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut file = current_file(control);
-    let before = file.servers.len();
-    file.servers.retain(|s| s.name != name);
-    if file.servers.len() == before {
-        return error(StatusCode::NOT_FOUND, "no such server", &[]);
-    }
-    apply(state.clone(), file, false).await
+    change(state, &headers, |file| {
+        remove(&mut file.servers, |s| s.name == name, "server")
+    })
+    .await
 }
