@@ -358,13 +358,14 @@ fn every_stream_id_dialect_publishes_and_plays() {
         ),
         route("bare", None, ""),
         route("dflt", None, ""),
+        route("slsdom", Some("live/dom"), ""),
     ]
     .concat();
     let relay = start(&dir, port, "", Some("dflt"), &routes, &[]);
     let publish_mtxauth = format!("publish:mtxauth:pu:{pub_pw}");
     let read_mtxauth = format!("read:mtxauth:ru:{read_pw}");
     // (route, publisher's Stream ID, player's Stream ID); None: no Stream ID at all.
-    let cases: [(&str, Option<&str>, Option<&str>); 6] = [
+    let cases: [(&str, Option<&str>, Option<&str>); 7] = [
         (
             "ac",
             Some("#!::r=ac/one,m=publish"),
@@ -376,6 +377,12 @@ fn every_stream_id_dialect_publishes_and_plays() {
         // A bare name and no Stream ID: the relay tells the publisher by its sending at once.
         ("bare", Some("bare"), Some("bare")),
         ("dflt", None, None),
+        // SRT Live Server's original DOMAIN/APP/STREAM form with its default domains.
+        (
+            "slsdom",
+            Some("uplive.sls.com/live/dom"),
+            Some("live.sls.com/live/dom"),
+        ),
     ];
     // Stream i uses sequence numbers i * 1_000_000 + ...: measured from 0, warm-up from 500_000.
     let base = |i: usize| i as u64 * 1_000_000;
@@ -396,7 +403,7 @@ fn every_stream_id_dialect_publishes_and_plays() {
     drop(pumps);
     std::thread::sleep(Duration::from_millis(300));
 
-    let count = 400; // ~2.1 s at 2 Mbps, all six at once
+    let count = 400; // ~2.1 s at 2 Mbps, all seven at once
     let sinks: Vec<&UdpSink> = plays.iter().map(|(p, _)| &p.sink).collect();
     let t = Instant::now();
     let (got, ()) = collect_all(&sinks, || {
@@ -407,7 +414,7 @@ fn every_stream_id_dialect_publishes_and_plays() {
             }
         });
     });
-    eprintln!("six dialects streamed in {:?}", t.elapsed());
+    eprintln!("seven dialects streamed in {:?}", t.elapsed());
     for (i, (route, publish, play)) in cases.iter().enumerate() {
         let what = format!("{route} ({publish:?} -> {play:?})");
         assert_range_exact(&what, &got[i], base(i), count);

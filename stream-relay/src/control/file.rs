@@ -32,6 +32,13 @@ pub struct ServerConfig {
     /// The stream of callers that send no Stream ID (some cameras and players cannot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_stream: Option<String>,
+    /// SLS-style `DOMAIN/NAME` Stream IDs: the domains that mean publish and play (default
+    /// SRT Live Server's `uplive.sls.com` and `live.sls.com`; `publish/` and `play/` always
+    /// work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_domains: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_domains: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

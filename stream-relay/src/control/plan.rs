@@ -11,7 +11,7 @@ use crate::relay::link::binds_collide;
 use crate::relay::TransportRelay;
 use crate::rist::uri::Profile;
 use crate::route::{OutputSpec, RouteSettings, RouteSpec};
-use crate::srt::server::directory::Access;
+use crate::srt::server::directory::{Access, Settings};
 use crate::srt::server::stream::StreamEndpoint;
 use crate::srt::server::ServerSpec;
 use crate::srt::uri::{Mode, SrtEndpoint};
@@ -573,6 +573,30 @@ fn plan_servers(
     plans
 }
 
+/// SLS domains as given, or the default; each must be a host name.
+fn domains(
+    errors: &mut Vec<String>,
+    at: &str,
+    field: &str,
+    given: &Option<Vec<String>>,
+    default: &str,
+) -> Vec<String> {
+    let list = given.clone().unwrap_or_else(|| vec![default.to_owned()]);
+    for d in &list {
+        let ok = !d.is_empty()
+            && d.len() <= 253
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            errors.push(format!(
+                "{at} {field}: '{}' is not a domain name",
+                d.chars().take(64).collect::<String>()
+            ));
+        }
+    }
+    list
+}
+
 fn plan_server(
     s: &ServerConfig,
     file: &ConfigFile,
@@ -623,13 +647,37 @@ fn plan_server(
             ));
         }
     }
+    let settings = Settings {
+        default_stream: s.default_stream.clone(),
+        publish_domains: domains(
+            &mut errors,
+            &at,
+            "publish_domains",
+            &s.publish_domains,
+            "uplive.sls.com",
+        ),
+        play_domains: domains(
+            &mut errors,
+            &at,
+            "play_domains",
+            &s.play_domains,
+            "live.sls.com",
+        ),
+    };
+    if let Some(d) = settings
+        .publish_domains
+        .iter()
+        .find(|d| settings.play_domains.contains(d))
+    {
+        errors.push(format!("{at} play_domains: '{d}' is also a publish domain"));
+    }
     match (listen, errors.is_empty()) {
         (Some((uri, listen)), true) => Ok(ServerPlan {
-            key: key(&format!("{uri}\u{0}{:?}", s.default_stream)),
+            key: key(&format!("{uri}\u{0}{settings:?}")),
             spec: ServerSpec {
                 name: s.name.clone(),
                 listen,
-                default_stream: s.default_stream.clone(),
+                settings,
             },
         }),
         _ => Err(errors),

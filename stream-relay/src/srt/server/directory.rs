@@ -48,8 +48,18 @@ struct Entry {
 #[derive(Default)]
 pub struct Directory {
     streams: Mutex<HashMap<String, Entry>>,
+    settings: Mutex<Settings>,
+}
+
+/// How a server reads Stream IDs beyond the standard forms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
     /// The stream of callers that send no Stream ID.
-    default_stream: Mutex<Option<String>>,
+    pub default_stream: Option<String>,
+    /// First path segments that mean publish / play in an SLS-style `DOMAIN/NAME` Stream ID
+    /// (`publish/` and `play/` always do).
+    pub publish_domains: Vec<String>,
+    pub play_domains: Vec<String>,
 }
 
 /// What the listener's hook needs to know about a stream.
@@ -112,15 +122,12 @@ impl Directory {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn set_default_stream(&self, stream: Option<String>) {
-        *self
-            .default_stream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = stream;
+    pub fn configure(&self, settings: Settings) {
+        *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
-    pub fn default_stream(&self) -> Option<String> {
-        self.default_stream
+    pub fn settings(&self) -> Settings {
+        self.settings
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

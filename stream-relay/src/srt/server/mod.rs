@@ -36,7 +36,7 @@ pub struct ServerSpec {
     /// The listening endpoint; its options apply to every caller, its `passphrase` is the
     /// default of streams that set none.
     pub listen: SrtEndpoint,
-    pub default_stream: Option<String>,
+    pub settings: directory::Settings,
 }
 
 pub struct SrtServer {
@@ -49,7 +49,7 @@ impl SrtServer {
     /// Binds the port (a busy port fails here) and starts accepting.
     pub fn start(spec: &ServerSpec) -> Result<SrtServer, LinkError> {
         let directory = directory::directory(&spec.name);
-        directory.set_default_stream(spec.default_stream.clone());
+        directory.configure(spec.settings.clone());
         let mut options = spec.listen.options.clone();
         let default_passphrase = options.passphrase.take();
         let explicit_tsbpd = options.tsbpdmode.is_some();
@@ -167,10 +167,29 @@ pub fn decide(
     default_passphrase: Option<&Secret>,
     sid: &str,
 ) -> Result<Decision, Refused> {
-    let req = streamid::parse(sid).map_err(|_| refused("bad_streamid", Refusal::BadRequest))?;
+    let mut req = streamid::parse(sid).map_err(|_| refused("bad_streamid", Refusal::BadRequest))?;
+    let settings = directory.settings();
+    // SLS-style `DOMAIN/NAME` with the domains the server was told (SRT Live Server's own
+    // defaults, `uplive.sls.com` and `live.sls.com`, are in many encoders' settings).
+    if req.dialect == streamid::Dialect::Bare {
+        if let Some((domain, rest)) = req.stream.split_once('/') {
+            let is = |domains: &[String]| domains.iter().any(|d| d == domain);
+            let mode = if is(&settings.publish_domains) {
+                Some(Mode::Publish)
+            } else if is(&settings.play_domains) {
+                Some(Mode::Play)
+            } else {
+                None
+            };
+            if let Some(mode) = mode {
+                req.mode = mode;
+                req.stream = rest.to_owned();
+            }
+        }
+    }
     let stream = if req.stream.is_empty() {
-        directory
-            .default_stream()
+        settings
+            .default_stream
             .ok_or(refused("unknown_stream", Refusal::NotFound))?
     } else {
         req.stream.clone()
@@ -448,8 +467,24 @@ mod tests {
             pick("#!::r=x,m=bidirectional").unwrap_err().reason,
             "bad_streamid"
         );
-        d.set_default_stream(Some(feed()));
+        d.configure(directory::Settings {
+            default_stream: Some(feed()),
+            publish_domains: vec!["uplive.sls.com".into()],
+            play_domains: vec!["live.sls.com".into()],
+        });
         assert_eq!(pick(""), Ok((feed(), None)));
+        assert_eq!(
+            pick("uplive.sls.com/live/feed1"),
+            Ok((feed(), Some(Role::Publisher)))
+        );
+        assert_eq!(
+            pick("live.sls.com/live/feed1"),
+            Ok((feed(), Some(Role::Players)))
+        );
+        assert_eq!(
+            pick("other.example/live/feed1").unwrap_err().reason,
+            "unknown_stream"
+        );
     }
 
     #[test]
