@@ -210,6 +210,8 @@ pub fn plan_route(
     settings.backoff.initial = Duration::from_millis(rmin);
     settings.backoff.max = Duration::from_millis(rmax.max(rmin));
 
+    // A shared listener's stream: its publisher is the input, its players one output.
+    let mut players: Option<Arc<dyn TransportRelay>> = None;
     let input = match (&route.server, route.input.is_empty()) {
         (Some(_), false) => {
             errors.push(format!(
@@ -223,7 +225,12 @@ pub fn plan_route(
             ));
             None
         }
-        (Some(server), true) => server_input(route, server, servers, &at, env, &mut errors),
+        (Some(server), true) => {
+            server_input(route, server, servers, &at, env, &mut errors).map(|(ep, key)| {
+                players = Some(Arc::new(ep.clone()));
+                (Arc::new(ep) as Arc<dyn TransportRelay>, key)
+            })
+        }
         (None, false) => uri_input(route, profile, &at, env, &mut errors),
     };
     if route.server.is_none() {
@@ -247,7 +254,7 @@ pub fn plan_route(
         errors.push(format!("{at} outputs: a route needs at least one output"));
     }
     let mut outputs: Vec<OutputPlan> = Vec::new();
-    if let (Some(server), Some(_)) = (&route.server, &input) {
+    if let Some(endpoint) = players {
         if route
             .outputs
             .iter()
@@ -257,14 +264,12 @@ pub fn plan_route(
                 "{at} output '{PLAYERS_OUTPUT}' name: reserved for the players of the stream"
             ));
         }
-        {
-            outputs.push(OutputPlan {
-                name: PLAYERS_OUTPUT.to_owned(),
-                endpoint: players_endpoint(route, server, servers, env),
-                key: 0,
-                time_buffer: Duration::ZERO,
-            });
-        }
+        outputs.push(OutputPlan {
+            name: PLAYERS_OUTPUT.to_owned(),
+            endpoint,
+            key: 0,
+            time_buffer: Duration::ZERO,
+        });
     }
     plan_outputs(
         route,
@@ -483,7 +488,7 @@ fn server_input(
     at: &str,
     env: &impl Fn(&str) -> Option<String>,
     errors: &mut Vec<String>,
-) -> Option<(Arc<dyn TransportRelay>, u64)> {
+) -> Option<(StreamEndpoint, u64)> {
     let stream = stream_name(route);
     if !valid_stream(&stream) {
         errors.push(format!(
@@ -504,12 +509,12 @@ fn server_input(
         secret_key(&access)
     );
     Some((
-        Arc::new(StreamEndpoint {
+        StreamEndpoint {
             server: server.to_owned(),
             stream,
             access,
             listen: s.spec.listen.clone(),
-        }),
+        },
         key(&id),
     ))
 }
@@ -532,25 +537,6 @@ fn secret_key(a: &Access) -> u64 {
         c(&a.publish_credentials),
         c(&a.play_credentials)
     ))
-}
-
-fn players_endpoint(
-    route: &RouteConfig,
-    server: &str,
-    servers: &[ServerPlan],
-    env: &impl Fn(&str) -> Option<String>,
-) -> Arc<dyn TransportRelay> {
-    let listen = servers
-        .iter()
-        .find(|s| s.spec.name == server)
-        .map(|s| s.spec.listen.clone())
-        .expect("checked by server_input");
-    Arc::new(StreamEndpoint {
-        server: server.to_owned(),
-        stream: stream_name(route),
-        access: access(route, "", env, &mut Vec::new()),
-        listen,
-    })
 }
 
 /// Checks the shared SRT listeners.
