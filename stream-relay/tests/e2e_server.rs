@@ -663,6 +663,76 @@ fn players_stay_while_publishers_restart_and_take_over() {
 }
 
 #[test]
+fn a_stream_set_to_take_over_when_idle_keeps_its_sending_publisher() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let dir = Scratch::new("when-idle");
+    let port = free_port();
+    let relay = start(
+        &dir,
+        port,
+        "",
+        None,
+        &route(
+            "cam1",
+            Some("live/feed1"),
+            "publisher_takeover = \"when_idle\"\n",
+        ),
+        &[],
+    );
+    let player1 = player(port, Some("play/live/feed1"), "");
+    wait_for(&relay, &players("cam1"), 1.0);
+    let first = publisher(port, Some("publish/live/feed1"), "", true);
+    wait_for(&relay, &peers_in("cam1"), 1.0);
+    // A second encoder on the same stream, calling again and again as srt-live-transmit does.
+    let mut second = publisher(port, Some("publish/live/feed1"), "", true);
+    let count = 1000; // 2 s at 5 Mbps
+                      // Metrics read as the last datagram goes out: a second later the first is quiet.
+    let (got, m) = collect_all(&[&player1.sink], || {
+        send_udp(first.udp, 0, count, 5.0);
+        relay.metrics()
+    });
+    assert_range_exact(
+        "the first publisher, while a second calls",
+        &got[0],
+        0,
+        count,
+    );
+    assert_only_from("the first publisher", &got[0], 0, count);
+    assert_eq!(metric_value(&m, &reconnects_in("cam1")), 0.0, "{m}");
+    assert!(
+        metric_value(&m, &rejected("stream_busy")) >= 1.0,
+        "the second publisher is refused while the first sends\n{m}"
+    );
+    assert_still_running("the second publisher", &mut second.proc);
+
+    // The duelling encoder goes away; then the first goes quiet (still connected) for over a
+    // second, and a new session takes the stream over at its first call.
+    drop(second);
+    std::thread::sleep(Duration::from_millis(1500));
+    let third = publisher(port, Some("publish/live/feed1"), "", false);
+    wait_for(&relay, &reconnects_in("cam1"), 1.0);
+    // Sent at once, the first 2-3 datagrams never reach the relay (its input counts 497 of
+    // 500): srt-live-transmit loses them while its new session starts.
+    std::thread::sleep(Duration::from_millis(300));
+    let (got, ()) = collect_all(&[&player1.sink], || {
+        send_udp(third.udp, 10_000, count / 2, 5.0)
+    });
+    assert_range_exact(
+        "a new publisher, once the first is quiet",
+        &got[0],
+        10_000,
+        count / 2,
+    );
+    assert_only_from("the new publisher", &got[0], 10_000, count / 2);
+    assert!(
+        relay.logs().contains("publisher session replaced"),
+        "the takeover is logged"
+    );
+}
+
+#[test]
 fn unknown_streams_and_undecidable_modes_are_refused_and_counted() {
     if !require("srt-live-transmit") {
         return;

@@ -145,6 +145,11 @@ pub struct RouteConfig {
     pub play_user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub play_password: Option<String>,
+    /// `always` (default): a new publisher session replaces the current one at once.
+    /// `when_idle`: it is refused while the current one sends (two encoders on one stream
+    /// then do not take it from each other), and takes over an idle or half-open one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher_takeover: Option<String>,
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

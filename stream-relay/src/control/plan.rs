@@ -242,6 +242,7 @@ pub fn plan_route(
             ("publish_password", route.publish_password.is_some()),
             ("play_user", route.play_user.is_some()),
             ("play_password", route.play_password.is_some()),
+            ("publisher_takeover", route.publisher_takeover.is_some()),
         ] {
             if set {
                 errors.push(format!(
@@ -429,6 +430,14 @@ fn access(
     env: &impl Fn(&str) -> Option<String>,
     errors: &mut Vec<String>,
 ) -> Access {
+    let takeover_when_idle = match route.publisher_takeover.as_deref() {
+        None | Some("always") => false,
+        Some("when_idle") => true,
+        Some(_) => {
+            errors.push(format!("{at} publisher_takeover: use always or when_idle"));
+            false
+        }
+    };
     let mut secret = |field: &str, v: &Option<String>, passphrase: bool| -> Option<Secret> {
         let v = v.as_ref()?;
         if v == crate::common::redact::MASK {
@@ -478,6 +487,7 @@ fn access(
         play_passphrase,
         publish_credentials: pair("publish", &route.publish_user, publish_password),
         play_credentials: pair("play", &route.play_user, play_password),
+        takeover_when_idle,
     }
 }
 

@@ -27,6 +27,8 @@ pub enum Refusal {
     NotFound = 1404,
     /// SRT_REJX_BAD_MODE: the mode is not served for this stream.
     BadMode = 1405,
+    /// SRT_REJX_CONFLICT: the stream already has an active publisher.
+    Conflict = 1409,
     /// SRT_REJX_ISE: our own failure (an option could not be set).
     Internal = 1500,
 }

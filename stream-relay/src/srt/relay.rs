@@ -231,7 +231,7 @@ impl Conn {
 /// that keeps them coming.
 struct Handed {
     rx: Receiver<Handoff>,
-    _registration: Registration,
+    registration: Registration,
 }
 
 impl Handed {
@@ -288,10 +288,7 @@ impl Side {
             epoll: epoll()?,
             listener: None,
             dialer: Dialer { pending: None },
-            handed: Some(Handed {
-                rx,
-                _registration: registration,
-            }),
+            handed: Some(Handed { rx, registration }),
             events: Vec::new(),
         })
     }
@@ -392,6 +389,10 @@ impl SrtInput {
         self.reorder = Reorder::new(hold_budget_us(&self.side.ep));
         self.skipped_reported = 0;
         self.last_delivery = Instant::now();
+        // A session that just connected counts as sending: it has not had time to yet.
+        if let Some(h) = &self.side.handed {
+            h.registration.activity.sent();
+        }
         Ok(())
     }
 
@@ -531,6 +532,9 @@ impl InputLink for SrtInput {
         }
         if got {
             self.last_delivery = now;
+            if let Some(h) = &self.side.handed {
+                h.registration.activity.sent();
+            }
         } else if conn.sock.state() != SocketState::Connected {
             return Err(LinkError::Lost(format!(
                 "connection {:?}",
@@ -550,6 +554,9 @@ impl InputLink for SrtInput {
 
     fn disconnect(&mut self, reason: &str) {
         self.side.dialer.abort(&mut self.side.epoll);
+        if let Some(h) = &self.side.handed {
+            h.registration.activity.gone();
+        }
         if let Some(conn) = self.conn.take() {
             self.side.epoll.remove(conn.sock.id());
             // Live mode has no linger: close returns at once.

@@ -7,6 +7,7 @@ use super::super::Socket;
 use crate::common::redact::Secret;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -20,7 +21,13 @@ pub struct Access {
     /// Credentials carried in the Stream ID (MediaMTX `publish:NAME:USER:PASS`).
     pub publish_credentials: Option<(String, Secret)>,
     pub play_credentials: Option<(String, Secret)>,
+    /// A new publisher session is refused while the current one sends (it takes over only an
+    /// idle or half-open one), instead of the newest always winning.
+    pub takeover_when_idle: bool,
 }
+
+/// A publisher that sent within this time is active: `takeover_when_idle` keeps it.
+pub const ACTIVE_WITHIN_MS: i64 = 1000;
 
 /// A connection accepted by the listener, handed to the route that serves its stream.
 #[derive(Debug)]
@@ -41,6 +48,7 @@ const HANDOFF_QUEUE: usize = 64;
 #[derive(Default)]
 struct Entry {
     access: Access,
+    activity: Arc<Activity>,
     publisher: Option<SyncSender<Handoff>>,
     players: Option<SyncSender<Handoff>>,
 }
@@ -66,12 +74,15 @@ pub struct Settings {
 #[derive(Clone, Debug)]
 pub struct Lookup {
     pub access: Access,
+    /// The current publisher sent within `ACTIVE_WITHIN_MS`.
+    pub publisher_active: bool,
     pub has_publisher_side: bool,
     pub has_players_side: bool,
 }
 
 /// Keeps a stream registered; dropping it (the route's link closing) unregisters that side.
 pub struct Registration {
+    pub activity: Arc<Activity>,
     directory: Arc<Directory>,
     stream: String,
     role: Role,
@@ -95,6 +106,26 @@ impl Drop for Registration {
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Registration({} {:?})", self.stream, self.role)
+    }
+}
+
+/// When a stream's publisher last sent or connected (libsrt clock, ms; 0: no publisher), kept
+/// by the route's input and read by the listener's hook.
+#[derive(Debug, Default)]
+pub struct Activity(AtomicI64);
+
+impl Activity {
+    pub fn sent(&self) {
+        self.0.store(crate::srt::now_us() / 1000, Ordering::Relaxed);
+    }
+
+    pub fn gone(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    pub fn active(&self) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last != 0 && crate::srt::now_us() / 1000 - last < ACTIVE_WITHIN_MS
     }
 }
 
@@ -158,6 +189,7 @@ impl Directory {
         Ok((
             rx,
             Registration {
+                activity: e.activity.clone(),
                 directory: self.clone(),
                 stream: stream.to_owned(),
                 role,
@@ -168,6 +200,7 @@ impl Directory {
     pub fn lookup(&self, stream: &str) -> Option<Lookup> {
         self.lock().get(stream).map(|e| Lookup {
             access: e.access.clone(),
+            publisher_active: e.activity.active(),
             has_publisher_side: e.publisher.is_some(),
             has_players_side: e.players.is_some(),
         })

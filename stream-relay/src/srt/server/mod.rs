@@ -217,6 +217,9 @@ pub fn decide(
                 })
         }
     };
+    if role == Some(Role::Publisher) && access.takeover_when_idle && found.publisher_active {
+        return Err(refused("stream_busy", Refusal::Conflict));
+    }
     let publish_ok = credentials(&access.publish_credentials);
     let play_ok = credentials(&access.play_credentials);
     let publish_pass = access.publish_passphrase.as_ref().or(default_passphrase);
@@ -423,6 +426,17 @@ impl Acceptor {
 
     fn hand_off(&self, stream: &str, role: Role, conn: Handoff) {
         let peer: Option<SocketAddr> = conn.peer;
+        // A caller found to publish by sending: the stream's takeover rule applies now.
+        let busy = role == Role::Publisher
+            && self
+                .directory
+                .lookup(stream)
+                .is_some_and(|l| l.access.takeover_when_idle && l.publisher_active);
+        if busy {
+            super::log::rejections::record_caller("stream_busy", &self.name, stream, peer);
+            let _ = conn.socket.close();
+            return;
+        }
         let side = match role {
             Role::Publisher => "publisher",
             Role::Players => "player",
@@ -494,7 +508,7 @@ mod tests {
             publish_passphrase: Some(secret("publish-passphrase")),
             play_passphrase: None,
             publish_credentials: Some(("cam".into(), secret("pw-1"))),
-            play_credentials: None,
+            ..Access::default()
         };
         let _a = d.register("s", Role::Publisher, access.clone());
         let _b = d.register("s", Role::Players, access);
@@ -517,6 +531,31 @@ mod tests {
         }
         // A bare name could be either side, and the sides' rules differ.
         assert_eq!(pass("s").unwrap_err().reason, "bad_credentials");
+    }
+
+    #[test]
+    fn a_sending_publisher_is_kept_when_the_stream_takes_over_only_idle_ones() {
+        let d = directory("test-decide-when-idle");
+        let keep = Access {
+            takeover_when_idle: true,
+            ..Access::default()
+        };
+        let (_rx, reg) = d
+            .register("s", Role::Publisher, keep.clone())
+            .expect("publisher side");
+        let _b = d.register("s", Role::Players, keep);
+        assert!(decide(&d, None, "publish/s").is_ok(), "no publisher yet");
+        reg.activity.sent();
+        assert_eq!(
+            decide(&d, None, "publish/s").unwrap_err().reason,
+            "stream_busy"
+        );
+        assert!(
+            decide(&d, None, "play/s").is_ok(),
+            "players are not affected"
+        );
+        reg.activity.gone();
+        assert!(decide(&d, None, "publish/s").is_ok(), "the publisher left");
     }
 
     #[test]
