@@ -106,7 +106,7 @@ fn listen_addr(ep: &SrtEndpoint) -> Result<SocketAddr, LinkError> {
     resolve(host, ep.port).map_err(LinkError::Fatal)
 }
 
-pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve '{host}': {e}"))?
@@ -114,8 +114,8 @@ pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{host}' resolves to no address"))
 }
 
-/// A bound, listening socket registered for readability (= a caller is waiting).
-fn listen(ep: &SrtEndpoint, epoll: &mut Epoll) -> Result<Socket, LinkError> {
+/// A socket with the endpoint's options, bound to its listening address (not yet listening).
+pub(super) fn bind_listener(ep: &SrtEndpoint) -> Result<Socket, LinkError> {
     let addr = listen_addr(ep)?;
     let sock = Socket::new().map_err(|e| fatal("cannot create a socket for", ep, &e))?;
     apply_pre(&sock, &ep.options).map_err(|e| fatal("cannot apply the options of", ep, &e))?;
@@ -127,6 +127,12 @@ fn listen(ep: &SrtEndpoint, epoll: &mut Epoll) -> Result<Socket, LinkError> {
         };
         LinkError::Fatal(format!("cannot listen on {addr}{why}: {e}"))
     })?;
+    Ok(sock)
+}
+
+/// A bound, listening socket registered for readability (= a caller is waiting).
+fn listen(ep: &SrtEndpoint, epoll: &mut Epoll) -> Result<Socket, LinkError> {
+    let sock = bind_listener(ep)?;
     sock.listen(LISTEN_BACKLOG)
         .map_err(|e| fatal("cannot listen for", ep, &e))?;
     epoll

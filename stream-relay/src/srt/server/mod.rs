@@ -9,10 +9,9 @@ pub mod stream;
 
 use super::epoll::{self, Epoll};
 use super::listen_hook::{AcceptHook, Candidate, HookedListener, Refusal};
-use super::options::apply_pre;
 use super::streamid::{self, Mode};
 use super::uri::SrtEndpoint;
-use super::{ErrorKind, Socket, SocketState};
+use super::SocketState;
 use crate::common::redact::Secret;
 use crate::relay::LinkError;
 use directory::{Directory, Handoff, Role};
@@ -50,9 +49,10 @@ impl SrtServer {
     pub fn start(spec: &ServerSpec) -> Result<SrtServer, LinkError> {
         let directory = directory::directory(&spec.name);
         directory.configure(spec.settings.clone());
-        let mut options = spec.listen.options.clone();
-        let default_passphrase = options.passphrase.take();
-        let explicit_tsbpd = options.tsbpdmode.is_some();
+        // The listener itself has no passphrase: the hook sets each stream's on its callers.
+        let mut listen = spec.listen.clone();
+        let default_passphrase = listen.options.passphrase.take();
+        let explicit_tsbpd = listen.options.tsbpdmode.is_some();
         let hook = Arc::new(ServerHook {
             server: spec.name.clone(),
             directory: directory.clone(),
@@ -62,28 +62,8 @@ impl SrtServer {
         let fatal = |what: &str, e: &dyn std::fmt::Display| {
             LinkError::Fatal(format!("SRT server '{}': {what}: {e}", spec.name))
         };
-        let addr = super::relay::resolve(
-            if spec.listen.host.is_empty() {
-                "0.0.0.0"
-            } else {
-                &spec.listen.host
-            },
-            spec.listen.port,
-        )
-        .map_err(LinkError::Fatal)?;
-        let sock = Socket::new().map_err(|e| fatal("cannot create a socket", &e))?;
-        apply_pre(&sock, &options).map_err(|e| fatal("cannot apply the listen options", &e))?;
-        sock.bind(addr).map_err(|e| {
-            let why = if e.kind == ErrorKind::AddressInUse {
-                " (is another program using the port?)"
-            } else {
-                ""
-            };
-            LinkError::Fatal(format!(
-                "SRT server '{}': cannot listen on {addr}{why}: {e}",
-                spec.name
-            ))
-        })?;
+        let sock = super::relay::bind_listener(&listen)
+            .map_err(|e| LinkError::Fatal(format!("SRT server '{}': {e}", spec.name)))?;
         let listener =
             HookedListener::new(sock, hook).map_err(|e| fatal("cannot install the hook", &e))?;
         listener
