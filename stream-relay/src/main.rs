@@ -468,6 +468,16 @@ async fn serve(
         .await
         .with_context(|| format!("cannot serve HTTP on {}", config.http_addr))?;
     let metrics = Arc::new(common::metrics::Metrics::new());
+    let bus = metrics.events.clone();
+    srt::log::rejections::on_summary(move |s| {
+        let mut e = common::events::Event::new(common::events::EventKind::CallerRefused);
+        e.reason = Some(s.reason.to_owned());
+        e.count = Some(s.count);
+        e.server = s.server.map(str::to_owned);
+        e.stream = s.stream.map(str::to_owned);
+        e.peer = s.peer.map(|p| p.to_string());
+        bus.publish(e);
+    });
     let (specs, control, plan) = match startup {
         Startup::Routes(specs) => (specs, None, None),
         Startup::Config {

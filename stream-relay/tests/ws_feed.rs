@@ -518,3 +518,54 @@ async fn an_unreachable_output_reports_attempts_and_a_drop_incident() {
         "incident {packets}, /metrics {counted}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_callers_of_a_shared_listener_are_reported() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let schema = feed_schema();
+    let port = free_port();
+    let config =
+        std::env::temp_dir().join(format!("ws-refused-{}-{port}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "[[srt_server]]\nname = \"irl\"\nlisten = \"srt://127.0.0.1:{port}?mode=listener\"\n\
+             [[route]]\nname = \"cam1\"\nserver = \"irl\"\npublish_passphrase = \"{SECRET}\"\n"
+        ),
+    )
+    .expect("write config");
+    let relay = Relay::start(&["run", "--config", config.to_str().expect("utf-8 path")]);
+    let mut ws = open(relay.http, "").await;
+    // A caller for a stream nobody serves: refused by the relay's own check.
+    let unknown = slt(&[
+        &format!("srt://127.0.0.1:{port}?streamid=publish/nope"),
+        "file://con",
+    ]);
+    let m = wait_for(&mut ws, &schema, "caller_refused (unknown_stream)", |m| {
+        m["event"] == "caller_refused" && m["reason"] == "unknown_stream"
+    })
+    .await;
+    assert_eq!(m["server"], "irl", "{m}");
+    assert_eq!(m["stream"], "nope", "{m}");
+    assert!(m["count"].as_u64() >= Some(1), "{m}");
+    assert!(
+        m["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{m}"
+    );
+    drop(unknown);
+    // A publisher with the wrong passphrase: refused by libsrt, reported all the same.
+    let wrong = slt(&[
+        &format!("srt://127.0.0.1:{port}?streamid=publish/cam1&passphrase=not-the-right-one"),
+        "file://con",
+    ]);
+    wait_for(&mut ws, &schema, "caller_refused (bad_passphrase)", |m| {
+        m["event"] == "caller_refused" && m["reason"] == "bad_passphrase"
+    })
+    .await;
+    drop(wrong);
+    std::fs::remove_file(&config).ok();
+}

@@ -30,6 +30,8 @@ pub enum EventKind {
     OutputStoppedDropping,
     ConfigReloaded,
     ConfigRejected,
+    /// SRT callers refused, summarised like the log: at most one per reason every 10 s.
+    CallerRefused,
 }
 
 /// One event as sent on the feed. Everything in it is already safe to show: URIs and errors
@@ -68,6 +70,14 @@ pub struct Event {
     pub changes: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<String>>,
+    /// `caller_refused` on a shared listener: which one, and the stream asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// `caller_refused`: refusals for this reason since the previous event about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl Event {
@@ -87,6 +97,9 @@ impl Event {
             packets: None,
             changes: None,
             errors: None,
+            server: None,
+            stream: None,
+            count: None,
         }
     }
 

@@ -43,6 +43,13 @@ pub struct RoutePlan {
 }
 
 #[derive(Clone)]
+/// The servers a route may name: those that planned, and every name in the file.
+pub struct Servers<'a> {
+    pub planned: &'a [ServerPlan],
+    pub named: Vec<&'a str>,
+}
+
+#[derive(Clone)]
 pub struct ServerPlan {
     pub spec: ServerSpec,
     /// Identity of the expanded listen URI and settings: a change restarts the listener.
@@ -125,7 +132,7 @@ fn range(errors: &mut Vec<String>, at: &str, field: &str, v: u64, lo: u64, hi: u
 pub fn plan_route(
     route: &RouteConfig,
     defaults: &RouteOptions,
-    servers: &[ServerPlan],
+    servers: &Servers<'_>,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<RoutePlan, Vec<String>> {
     let mut errors = Vec::new();
@@ -494,7 +501,7 @@ fn access(
 fn server_input(
     route: &RouteConfig,
     server: &str,
-    servers: &[ServerPlan],
+    servers: &Servers<'_>,
     at: &str,
     env: &impl Fn(&str) -> Option<String>,
     errors: &mut Vec<String>,
@@ -506,7 +513,11 @@ fn server_input(
         ));
     }
     let access = access(route, at, env, errors);
-    let Some(s) = servers.iter().find(|s| s.spec.name == server) else {
+    let Some(s) = servers.planned.iter().find(|s| s.spec.name == server) else {
+        if servers.named.contains(&server) {
+            // Configured but invalid: the server's own errors say why.
+            return None;
+        }
         errors.push(format!(
             "{at} server: no srt_server named '{}'",
             server.chars().take(64).collect::<String>()
@@ -685,6 +696,10 @@ pub fn plan(file: &ConfigFile, env: &impl Fn(&str) -> Option<String>) -> Result<
     let mut errors = Vec::new();
     let defaults = file.defaults.over(&builtin_defaults());
     let servers = plan_servers(file, env, &mut errors);
+    let known = Servers {
+        planned: &servers,
+        named: file.servers.iter().map(|s| s.name.as_str()).collect(),
+    };
     let mut routes: Vec<RoutePlan> = Vec::new();
     for r in &file.routes {
         if file.routes.iter().filter(|o| o.name == r.name).count() > 1
@@ -697,7 +712,7 @@ pub fn plan(file: &ConfigFile, env: &impl Fn(&str) -> Option<String>) -> Result<
                 r.name
             ));
         }
-        match plan_route(r, &defaults, &servers, env) {
+        match plan_route(r, &defaults, &known, env) {
             Ok(p) => routes.push(p),
             Err(mut e) => errors.append(&mut e),
         }

@@ -149,6 +149,25 @@ pub mod rejections {
     /// One summary line per reason at most this often.
     const LOG_EVERY: Duration = Duration::from_secs(10);
 
+    /// A summary of refusals, as logged: for the monitoring feed.
+    pub struct Summary<'a> {
+        pub reason: &'static str,
+        /// Refusals for this reason since the previous summary.
+        pub count: u64,
+        /// Shared listener refusals: server, stream name, peer.
+        pub server: Option<&'a str>,
+        pub stream: Option<&'a str>,
+        pub peer: Option<std::net::SocketAddr>,
+    }
+
+    type Sink = Box<dyn Fn(&Summary<'_>) + Send + Sync>;
+    static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+    /// Also hands every summary to `sink` (the feed's event bus); set once, at startup.
+    pub fn on_summary(sink: impl Fn(&Summary<'_>) + Send + Sync + 'static) {
+        let _ = SINK.set(Box::new(sink));
+    }
+
     pub(crate) fn record(reason: &'static str) {
         count(reason, None);
     }
@@ -183,6 +202,19 @@ pub mod rejections {
                 .get(reason)
                 .map_or(total, |(_, seen)| total - seen);
             st.logged.insert(reason, (now, total));
+            if let Some(sink) = SINK.get() {
+                let (server, stream, peer) = match caller {
+                    Some((server, stream, peer)) => (Some(server), Some(stream), peer),
+                    None => (None, None, None),
+                };
+                sink(&Summary {
+                    reason,
+                    count: since,
+                    server,
+                    stream,
+                    peer,
+                });
+            }
             match caller {
                 None => tracing::warn!(
                     reason,
