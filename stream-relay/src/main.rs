@@ -473,9 +473,11 @@ async fn serve(
         let mut e = common::events::Event::new(common::events::EventKind::CallerRefused);
         e.reason = Some(s.reason.to_owned());
         e.count = Some(s.count);
-        e.server = s.server.map(str::to_owned);
-        e.stream = s.stream.map(str::to_owned);
-        e.peer = s.peer.map(|p| p.to_string());
+        if let Some(c) = s.caller {
+            e.server = Some(c.server.clone());
+            e.stream = Some(c.stream.clone());
+            e.peer = c.peer.map(|p| p.to_string());
+        }
         bus.publish(e);
     });
     let (specs, control, plan) = match startup {

@@ -43,6 +43,11 @@ pub struct Candidate<'a> {
 }
 
 impl Candidate<'_> {
+    /// The id of the socket libsrt made for this caller (its log lines name it).
+    pub fn id(&self) -> i32 {
+        self.socket.id()
+    }
+
     pub fn set_passphrase(&self, passphrase: &str) -> Result<()> {
         self.socket
             .set_str(sys::SRTO_PASSPHRASE, passphrase, "passphrase")

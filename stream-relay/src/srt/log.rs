@@ -68,8 +68,12 @@ fn emit(level: c_int, area: &str, message: &str) {
     // A refused caller (wrong or missing passphrase, ...): libsrt tells only its log, in four
     // lines per attempt, and a caller retries many times a second. Count each refusal, log
     // one summary per reason now and then, and keep libsrt's own lines for debug.
+    if let Some(id) = rejected_socket(area, &text) {
+        LAST_REJECTED.set(Some(id));
+    }
     if let Some(reason) = rejection(area, &text) {
-        rejections::record(reason);
+        let caller = LAST_REJECTED.take().and_then(rejections::caller_of);
+        rejections::record(reason, caller);
         tracing::debug!(target: "srt", area, "{text}");
         return;
     }
@@ -85,6 +89,19 @@ fn emit(level: c_int, area: &str, message: &str) {
         LOG_NOTICE => tracing::info!(target: "srt", area, "{text}"),
         _ => tracing::debug!(target: "srt", area, "{text}"),
     }
+}
+
+thread_local! {
+    /// The socket of the handshake libsrt just refused on this thread: its
+    /// `@ID:newConnection: connection rejected` line comes just before the one with the reason.
+    static LAST_REJECTED: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+fn rejected_socket(area: &str, text: &str) -> Option<i32> {
+    if area != "newConnection" || !text.contains("connection rejected") {
+        return None;
+    }
+    text.strip_prefix('@')?.split(':').next()?.parse().ok()
 }
 
 /// The reason of a refused connection, from libsrt's `processConnectRequest: rsp(REJECT): CODE -
@@ -132,32 +149,51 @@ fn is_rejection_detail(area: &str, text: &str) -> bool {
 
 /// Callers a listener refused, by reason, for `relay_callers_rejected_total`.
 pub mod rejections {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, VecDeque};
+    use std::net::SocketAddr;
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
+    /// Who was refused, when known (a shared listener's caller).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Caller {
+        pub server: String,
+        /// A name checked to be printable, never the raw Stream ID (it may hold a password).
+        pub stream: String,
+        pub peer: Option<SocketAddr>,
+    }
+
+    /// What a summary line is about: a reason, and the server and stream when known.
+    type Key = (&'static str, String, String);
+
     struct State {
         counts: BTreeMap<&'static str, u64>,
-        logged: BTreeMap<&'static str, (Instant, u64)>,
+        /// Per key: when it was last logged, and refusals since then.
+        logged: BTreeMap<Key, (Instant, u64)>,
+        /// Callers the shared listener's hook let through, by the socket id libsrt made for
+        /// them: a refusal libsrt makes after the hook (wrong passphrase) names its socket.
+        candidates: VecDeque<(i32, Caller)>,
     }
 
     static STATE: Mutex<State> = Mutex::new(State {
         counts: BTreeMap::new(),
         logged: BTreeMap::new(),
+        candidates: VecDeque::new(),
     });
 
-    /// One summary line per reason at most this often.
+    /// One summary line per reason and stream at most this often.
     const LOG_EVERY: Duration = Duration::from_secs(10);
+    /// Keys remembered; callers naming ever new streams cannot grow the map past this.
+    const MAX_KEYS: usize = 1024;
+    /// Handshakes remembered; libsrt refuses within the same handshake, so a few suffice.
+    const MAX_CANDIDATES: usize = 256;
 
     /// A summary of refusals, as logged: for the monitoring feed.
     pub struct Summary<'a> {
         pub reason: &'static str,
-        /// Refusals for this reason since the previous summary.
+        /// Refusals for this reason (and stream) since the previous summary.
         pub count: u64,
-        /// Shared listener refusals: server, stream name, peer.
-        pub server: Option<&'a str>,
-        pub stream: Option<&'a str>,
-        pub peer: Option<std::net::SocketAddr>,
+        pub caller: Option<&'a Caller>,
     }
 
     type Sink = Box<dyn Fn(&Summary<'_>) + Send + Sync>;
@@ -168,70 +204,70 @@ pub mod rejections {
         let _ = SINK.set(Box::new(sink));
     }
 
-    pub(crate) fn record(reason: &'static str) {
-        count(reason, None);
+    /// A handshake the shared listener's hook let through, on libsrt's socket `id`.
+    pub(crate) fn remember(id: i32, caller: Caller) {
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        if st.candidates.len() >= MAX_CANDIDATES {
+            st.candidates.pop_front();
+        }
+        st.candidates.push_back((id, caller));
     }
 
-    /// A caller a shared listener refused: also says which server, which stream (a name
-    /// checked to be printable, never the raw Stream ID, which may hold credentials) and
-    /// which peer, in the summary line.
-    pub(crate) fn record_caller(
-        reason: &'static str,
-        server: &str,
-        stream: &str,
-        peer: Option<std::net::SocketAddr>,
-    ) {
-        count(reason, Some((server, stream, peer)));
+    /// The caller of socket `id`, if the hook let it through lately.
+    pub(crate) fn caller_of(id: i32) -> Option<Caller> {
+        let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let i = st.candidates.iter().position(|(c, _)| *c == id)?;
+        st.candidates.remove(i).map(|(_, c)| c)
     }
 
-    fn count(reason: &'static str, caller: Option<(&str, &str, Option<std::net::SocketAddr>)>) {
+    pub(crate) fn record(reason: &'static str, caller: Option<Caller>) {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         let total = {
             let c = st.counts.entry(reason).or_insert(0);
             *c += 1;
             *c
         };
+        let key: Key = match &caller {
+            Some(c) => (reason, c.server.clone(), c.stream.clone()),
+            None => (reason, String::new(), String::new()),
+        };
+        if st.logged.len() >= MAX_KEYS && !st.logged.contains_key(&key) {
+            st.logged.clear();
+        }
         let now = Instant::now();
-        let due = st
-            .logged
-            .get(reason)
-            .is_none_or(|(at, _)| now.duration_since(*at) >= LOG_EVERY);
-        if due {
-            let since = st
-                .logged
-                .get(reason)
-                .map_or(total, |(_, seen)| total - seen);
-            st.logged.insert(reason, (now, total));
-            if let Some(sink) = SINK.get() {
-                let (server, stream, peer) = match caller {
-                    Some((server, stream, peer)) => (Some(server), Some(stream), peer),
-                    None => (None, None, None),
-                };
-                sink(&Summary {
-                    reason,
-                    count: since,
-                    server,
-                    stream,
-                    peer,
-                });
+        let since = {
+            let entry = st.logged.entry(key).or_insert((now - LOG_EVERY, 0));
+            entry.1 += 1;
+            if now.duration_since(entry.0) < LOG_EVERY {
+                return;
             }
-            match caller {
-                None => tracing::warn!(
-                    reason,
-                    refused = since,
-                    total,
-                    "SRT caller refused (retries are counted, not logged one by one)"
-                ),
-                Some((server, stream, peer)) => tracing::warn!(
-                    reason,
-                    server,
-                    stream,
-                    peer = %peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
-                    refused = since,
-                    total,
-                    "SRT caller refused (retries are counted, not logged one by one)"
-                ),
-            }
+            entry.0 = now;
+            std::mem::take(&mut entry.1)
+        };
+        drop(st);
+        if let Some(sink) = SINK.get() {
+            sink(&Summary {
+                reason,
+                count: since,
+                caller: caller.as_ref(),
+            });
+        }
+        match caller {
+            None => tracing::warn!(
+                reason,
+                refused = since,
+                total,
+                "SRT caller refused (retries are counted, not logged one by one)"
+            ),
+            Some(c) => tracing::warn!(
+                reason,
+                server = %c.server,
+                stream = %c.stream,
+                peer = %c.peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
+                refused = since,
+                total,
+                "SRT caller refused (retries are counted, not logged one by one)"
+            ),
         }
     }
 
@@ -269,6 +305,27 @@ mod tests {
         );
         assert_eq!(rejection("processConnectRequest", "listen ret: 1010"), None);
         assert_eq!(rejection("other", "rsp(REJECT): 1010 - x"), None);
+        assert_eq!(
+            rejected_socket(
+                "newConnection",
+                "@486900678:newConnection: connection rejected due to: INTERNAL REJECTION - ERROR:BADSECRET"
+            ),
+            Some(486900678)
+        );
+        assert_eq!(rejected_socket("newConnection", "accepted @5"), None);
+        rejections::remember(
+            77,
+            rejections::Caller {
+                server: "s".into(),
+                stream: "cam".into(),
+                peer: None,
+            },
+        );
+        assert_eq!(
+            rejections::caller_of(77).map(|c| c.stream),
+            Some("cam".into())
+        );
+        assert_eq!(rejections::caller_of(77), None, "taken once");
         assert!(is_rejection_detail(
             "processSrtMsg_KMREQ",
             "KMREQ/rcv: (snd) Rx process failure - BADSECRET"

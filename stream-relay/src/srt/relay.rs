@@ -687,7 +687,7 @@ fn unsecured(ep: &SrtEndpoint, sock: &Socket, addr: Option<SocketAddr>) -> bool 
         return false;
     }
     tracing::warn!(peer = %describe(sock, addr), km_state = ?state.ok(), "accepted caller is not encrypted; closing it");
-    super::log::rejections::record("unsecured");
+    super::log::rejections::record("unsecured", None);
     // The caller drops the socket, which closes it.
     true
 }

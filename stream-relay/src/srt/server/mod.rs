@@ -9,6 +9,7 @@ pub mod stream;
 
 use super::epoll::{self, Epoll};
 use super::listen_hook::{AcceptHook, Candidate, HookedListener, Refusal};
+use super::log::rejections::Caller;
 use super::streamid::{self, Mode};
 use super::uri::SrtEndpoint;
 use super::SocketState;
@@ -250,6 +251,16 @@ struct ServerHook {
     explicit_tsbpd: bool,
 }
 
+impl ServerHook {
+    fn caller(&self, c: &Candidate<'_>, stream: &str) -> Caller {
+        Caller {
+            server: self.server.clone(),
+            stream: stream.to_owned(),
+            peer: c.peer,
+        }
+    }
+}
+
 impl AcceptHook for ServerHook {
     fn check(&self, c: &Candidate<'_>) -> Result<(), Refusal> {
         let d = match decide(
@@ -259,15 +270,15 @@ impl AcceptHook for ServerHook {
         ) {
             Ok(d) => d,
             Err(r) => {
-                super::log::rejections::record_caller(
+                super::log::rejections::record(
                     r.reason,
-                    &self.server,
-                    &loggable_stream(c.streamid),
-                    c.peer,
+                    Some(self.caller(c, &loggable_stream(c.streamid))),
                 );
                 return Err(r.code);
             }
         };
+        // libsrt may still refuse it (a wrong passphrase): its log names this socket.
+        super::log::rejections::remember(c.id(), self.caller(c, &d.stream));
         if let Some(p) = &d.passphrase {
             c.set_passphrase(p.expose())
                 .map_err(|_| Refusal::Internal)?;
@@ -351,7 +362,12 @@ impl Acceptor {
                     != Some(srt_sys::SRT_KM_S_SECURED as i32)
             {
                 tracing::warn!(stream = %d.stream, peer = %show(peer), "accepted caller is not encrypted; closing it");
-                super::log::rejections::record("unsecured");
+                let caller = Caller {
+                    server: self.name.clone(),
+                    stream: d.stream.clone(),
+                    peer,
+                };
+                super::log::rejections::record("unsecured", Some(caller));
                 continue;
             }
             let conn = Handoff { socket, peer };
@@ -413,7 +429,12 @@ impl Acceptor {
                 .lookup(stream)
                 .is_some_and(|l| l.access.takeover_when_idle && l.publisher_active);
         if busy {
-            super::log::rejections::record_caller("stream_busy", &self.name, stream, peer);
+            let caller = Caller {
+                server: self.name.clone(),
+                stream: stream.to_owned(),
+                peer,
+            };
+            super::log::rejections::record("stream_busy", Some(caller));
             let _ = conn.socket.close();
             return;
         }
