@@ -573,7 +573,9 @@ fn a_wrong_passphrase_is_refused_while_the_streams_flow_on() {
         .any(|v| {
             v["reason"] == "bad_passphrase"
                 && v["stream"] == "cam1"
-                && v["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:"))
+                && v["peer"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:"))
         });
     assert!(named, "no bad_passphrase summary naming cam1 in the log");
     for secret in [server_pw, pub_pw, play_pw, wrong_pw] {
@@ -741,6 +743,54 @@ fn a_stream_set_to_take_over_when_idle_keeps_its_sending_publisher() {
         relay.logs().contains("publisher session replaced"),
         "the takeover is logged"
     );
+}
+
+#[test]
+fn players_beyond_max_players_wait_for_a_free_place() {
+    if !require("srt-live-transmit") {
+        return;
+    }
+    let dir = Scratch::new("max-players");
+    let port = free_port();
+    let relay = start(
+        &dir,
+        port,
+        "",
+        None,
+        &route("cam1", None, "max_players = 1\n"),
+        &[],
+    );
+    let publisher = publisher(port, Some("publish/cam1"), "", true);
+    wait_for(&relay, &peers_in("cam1"), 1.0);
+    let first = player(port, Some("play/cam1"), "");
+    wait_for(&relay, &players("cam1"), 1.0);
+    // A second player calls again and again (srt-live-transmit's default): refused while the
+    // first holds the only place.
+    let second = player(port, Some("play/cam1"), "");
+    wait_for(&relay, &rejected("players_full"), 1.0);
+    let count = 500;
+    let (got, ()) = collect_all(&[&first.sink, &second.sink], || {
+        send_udp(publisher.udp, 0, count, 5.0)
+    });
+    assert_range_exact("the first player", &got[0], 0, count);
+    assert!(
+        got[1].is_empty(),
+        "the refused player got {} packets",
+        got[1].len()
+    );
+    assert_eq!(relay.metric(&players("cam1")), 1.0);
+    // The first leaves: the second gets its place at its next call.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relay.metric(&reconnects_players("cam1")) < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for(&relay, &players("cam1"), 1.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let (got, ()) = collect_all(&[&second.sink], || {
+        send_udp(publisher.udp, 10_000, count, 5.0)
+    });
+    assert_range_exact("the second player, once in", &got[0], 10_000, count);
 }
 
 #[test]

@@ -16,13 +16,14 @@ use stream_relay::srt::streamid;
 const PASSWORD: &str = "PwMarker-7731";
 const PUBLISH_PASSPHRASE: &str = "publish-passphrase-1";
 const PLAY_PASSPHRASE: &str = "play-passphrase-22";
-const REASONS: [&str; 6] = [
+const REASONS: [&str; 7] = [
     "bad_streamid",
     "unknown_stream",
     "wrong_mode",
     "bad_credentials",
     "mode_required",
     "stream_busy",
+    "players_full",
 ];
 
 fn cases() -> u32 {
@@ -149,6 +150,7 @@ fn hostile_stream_ids_never_panic_leak_or_get_in_unprotected() {
         publish_credentials: Some(("alice".into(), secret(PASSWORD))),
         play_credentials: Some(("bob".into(), secret(PASSWORD))),
         takeover_when_idle: false,
+        max_players: None,
     };
     let _regs = [
         d.register("cam", Role::Publisher, protected.clone()),

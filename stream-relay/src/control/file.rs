@@ -150,6 +150,9 @@ pub struct RouteConfig {
     /// then do not take it from each other), and takes over an idle or half-open one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher_takeover: Option<String>,
+    /// Players of the stream served at once at most (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_players: Option<u64>,
     #[serde(default)]
     pub outputs: Vec<OutputConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

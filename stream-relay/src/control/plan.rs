@@ -250,6 +250,7 @@ pub fn plan_route(
             ("play_user", route.play_user.is_some()),
             ("play_password", route.play_password.is_some()),
             ("publisher_takeover", route.publisher_takeover.is_some()),
+            ("max_players", route.max_players.is_some()),
         ] {
             if set {
                 errors.push(format!(
@@ -495,6 +496,9 @@ fn access(
         publish_credentials: pair("publish", &route.publish_user, publish_password),
         play_credentials: pair("play", &route.play_user, play_password),
         takeover_when_idle,
+        max_players: route
+            .max_players
+            .map(|m| range(errors, at, "max_players", m, 1, 100_000) as usize),
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Refusal {
     BadRequest = 1400,
     /// SRT_REJX_UNAUTHORIZED: wrong or missing credentials.
     Unauthorized = 1401,
+    /// SRT_REJX_OVERLOAD: the stream serves as many callers as it may.
+    Overload = 1402,
     /// SRT_REJX_FORBIDDEN.
     Forbidden = 1403,
     /// SRT_REJX_NOTFOUND: no such stream.

@@ -647,7 +647,18 @@ impl SrtOutput {
     fn add_peer(&mut self, sock: Socket, addr: Option<SocketAddr>) -> Result<(), LinkError> {
         let conn = self.side.connected(sock, addr)?;
         self.peers.push(conn);
+        self.report_players();
         Ok(())
+    }
+
+    /// A shared listener's players side tells the listener how many it serves (`max_players`).
+    fn report_players(&self) {
+        if let Some(h) = &self.side.handed {
+            h.registration
+                .activity
+                .players
+                .store(self.peers.len(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn accept_all(&mut self) -> Result<(), LinkError> {
@@ -667,6 +678,7 @@ impl SrtOutput {
 
     fn drop_peer(&mut self, idx: usize, reason: String) {
         let conn = self.peers.swap_remove(idx);
+        self.report_players();
         let _ = conn.sock.close();
         self.side.events.push(LinkEvent::Disconnected {
             peer: conn.peer,

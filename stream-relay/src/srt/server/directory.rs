@@ -7,7 +7,7 @@ use super::super::Socket;
 use crate::common::redact::Secret;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -24,6 +24,8 @@ pub struct Access {
     /// A new publisher session is refused while the current one sends (it takes over only an
     /// idle or half-open one), instead of the newest always winning.
     pub takeover_when_idle: bool,
+    /// Players served at once at most; more are refused (`players_full`).
+    pub max_players: Option<usize>,
 }
 
 /// A publisher that sent within this time is active: `takeover_when_idle` keeps it.
@@ -76,6 +78,8 @@ pub struct Lookup {
     pub access: Access,
     /// The current publisher sent within `ACTIVE_WITHIN_MS`.
     pub publisher_active: bool,
+    /// Players connected now.
+    pub players: usize,
     pub has_publisher_side: bool,
     pub has_players_side: bool,
 }
@@ -109,22 +113,26 @@ impl std::fmt::Debug for Registration {
     }
 }
 
-/// When a stream's publisher last sent or connected (libsrt clock, ms; 0: no publisher), kept
-/// by the route's input and read by the listener's hook.
+/// What the routes report about a stream for the listener's hook: when its publisher last
+/// sent or connected (libsrt clock, ms; 0: no publisher), and how many players it has.
 #[derive(Debug, Default)]
-pub struct Activity(AtomicI64);
+pub struct Activity {
+    last_ms: AtomicI64,
+    pub players: AtomicUsize,
+}
 
 impl Activity {
     pub fn sent(&self) {
-        self.0.store(crate::srt::now_us() / 1000, Ordering::Relaxed);
+        self.last_ms
+            .store(crate::srt::now_us() / 1000, Ordering::Relaxed);
     }
 
     pub fn gone(&self) {
-        self.0.store(0, Ordering::Relaxed);
+        self.last_ms.store(0, Ordering::Relaxed);
     }
 
     pub fn active(&self) -> bool {
-        let last = self.0.load(Ordering::Relaxed);
+        let last = self.last_ms.load(Ordering::Relaxed);
         last != 0 && crate::srt::now_us() / 1000 - last < ACTIVE_WITHIN_MS
     }
 }
@@ -201,6 +209,7 @@ impl Directory {
         self.lock().get(stream).map(|e| Lookup {
             access: e.access.clone(),
             publisher_active: e.activity.active(),
+            players: e.activity.players.load(Ordering::Relaxed),
             has_publisher_side: e.publisher.is_some(),
             has_players_side: e.players.is_some(),
         })

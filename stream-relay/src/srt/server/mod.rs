@@ -141,6 +141,18 @@ const fn refused(reason: &'static str, code: Refusal) -> Refused {
     Refused { reason, code }
 }
 
+/// Whether a stream takes no more callers of `role`: its publisher sends and may only be
+/// taken over when idle (`stream_busy`), or it has `max_players` players (`players_full`).
+fn full(l: &directory::Lookup, role: Role) -> Option<&'static str> {
+    match role {
+        Role::Publisher if l.access.takeover_when_idle && l.publisher_active => Some("stream_busy"),
+        Role::Players if l.access.max_players.is_some_and(|m| l.players >= m) => {
+            Some("players_full")
+        }
+        _ => None,
+    }
+}
+
 /// Decides about one caller from its Stream ID: which stream, which side, which passphrase.
 /// Pure: the hook and the accept thread both call it, and the tests.
 pub fn decide(
@@ -198,9 +210,6 @@ pub fn decide(
                 })
         }
     };
-    if role == Some(Role::Publisher) && access.takeover_when_idle && found.publisher_active {
-        return Err(refused("stream_busy", Refusal::Conflict));
-    }
     let publish_ok = credentials(&access.publish_credentials);
     let play_ok = credentials(&access.play_credentials);
     let publish_pass = access.publish_passphrase.as_ref().or(default_passphrase);
@@ -223,6 +232,16 @@ pub fn decide(
         }
         None => publish_pass,
     };
+    // Limits come after the credentials: an unknown caller learns nothing about the stream.
+    if let Some(role) = role {
+        if let Some(reason) = full(&found, role) {
+            let code = match role {
+                Role::Publisher => Refusal::Conflict,
+                Role::Players => Refusal::Overload,
+            };
+            return Err(refused(reason, code));
+        }
+    }
     Ok(Decision {
         stream,
         role,
@@ -422,19 +441,15 @@ impl Acceptor {
 
     fn hand_off(&self, stream: &str, role: Role, conn: Handoff) {
         let peer: Option<SocketAddr> = conn.peer;
-        // A caller found to publish by sending: the stream's takeover rule applies now.
-        let busy = role == Role::Publisher
-            && self
-                .directory
-                .lookup(stream)
-                .is_some_and(|l| l.access.takeover_when_idle && l.publisher_active);
-        if busy {
+        // A caller whose side was found by its behaviour, or players calling at once: the
+        // stream's limits apply now too.
+        if let Some(reason) = self.directory.lookup(stream).and_then(|l| full(&l, role)) {
             let caller = Caller {
                 server: self.name.clone(),
                 stream: stream.to_owned(),
                 peer,
             };
-            super::log::rejections::record("stream_busy", Some(caller));
+            super::log::rejections::record(reason, Some(caller));
             let _ = conn.socket.close();
             return;
         }
@@ -557,6 +572,38 @@ mod tests {
         );
         reg.activity.gone();
         assert!(decide(&d, None, "publish/s").is_ok(), "the publisher left");
+    }
+
+    #[test]
+    fn players_beyond_the_limit_are_refused_after_their_credentials() {
+        let d = directory("test-decide-max-players");
+        let access = Access {
+            max_players: Some(2),
+            play_credentials: Some(("viewer".into(), secret("pw-9"))),
+            ..Access::default()
+        };
+        let _a = d.register("s", Role::Publisher, access.clone());
+        let (_rx, reg) = d
+            .register("s", Role::Players, access)
+            .expect("players side");
+        let play = "read:s:viewer:pw-9";
+        reg.activity
+            .players
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(decide(&d, None, play).is_ok());
+        reg.activity
+            .players
+            .store(2, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(decide(&d, None, play).unwrap_err().reason, "players_full");
+        // Without the credentials the caller is told nothing about the stream's load.
+        assert_eq!(
+            decide(&d, None, "read:s").unwrap_err().reason,
+            "bad_credentials"
+        );
+        assert!(
+            decide(&d, None, "publish/s").is_ok(),
+            "publishers are not affected"
+        );
     }
 
     #[test]
