@@ -243,3 +243,29 @@ outputs = ["udp://127.0.0.1:{b}"]
     assert_eq!(code, 0, "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Grafana cannot run here; its published dashboard schema can. Every field of the dashboard,
+/// down to panel options, custom field configs and queries, must be one Grafana knows, or an
+/// import would silently drop it (`deploy/grafana/check_schema.py` says which).
+#[test]
+fn the_dashboard_conforms_to_grafanas_published_schema() {
+    let script = format!(
+        "{}/../deploy/grafana/check_schema.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let dashboard = format!(
+        "{}/../deploy/grafana/stream-relay.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new("python3")
+        .args([&script, &dashboard])
+        .output()
+        .expect("run python3");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains(" 0 differences"), "{report}");
+}
