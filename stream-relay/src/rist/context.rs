@@ -242,6 +242,14 @@ impl Block {
     }
 }
 
+/// What lets a block back a `bytes::Bytes` without a copy: the payload lives in its own
+/// allocation that stays put until the block is freed.
+impl AsRef<[u8]> for Block {
+    fn as_ref(&self) -> &[u8] {
+        self.payload()
+    }
+}
+
 impl Drop for Block {
     fn drop(&mut self) {
         if !self.ptr.is_null() {
@@ -252,5 +260,8 @@ impl Drop for Block {
     }
 }
 
-// SAFETY: a block is plain memory owned by us until freed; it can be freed from any thread.
+// SAFETY: a block is plain memory owned by us until freed. It can be freed from any thread and
+// after its context is destroyed: rist_receiver_data_block_free2 only drops an atomic reference
+// count and frees the block's own allocations (payload, reference, block; `free_data_block` in
+// rist-common.c), never touching the context.
 unsafe impl Send for Block {}

@@ -43,6 +43,15 @@ impl fmt::Display for Profile {
 /// of thumb is about 7 x RTT + reorder); a longer hop needs `buffer=` on the input.
 pub const DEFAULT_INPUT_BUFFER_MS: u32 = 200;
 
+/// The buffer an output gets when the URI sets none. On a sender, librist's `buffer` is how
+/// long it keeps what it sent for retransmission: it frees a packet `buffer + 2 x rtt-max` after
+/// sending it (`rist-common.c:314`, rtt-max 500 ms by default). librist's own default (1000 ms)
+/// makes that 2 s, which at 50 Mbps is ~9,500 packets, ~14 MB of heap, held for NACKs that no
+/// receiver with an ordinary buffer can send so late. 200 ms (what relay-bench gives rist2rist)
+/// keeps 1.2 s: enough for a receiver buffer of up to ~1 s (librist's default) on paths of up
+/// to ~100 ms RTT; a receiver with a longer buffer needs `buffer=` on the output to match.
+pub const DEFAULT_OUTPUT_BUFFER_MS: u32 = 200;
+
 /// Smallest buffer accepted: librist 0.2.7's receiver outputs nothing at 0 or 1 ms and its
 /// sender divides by the buffer (SIGFPE at 0); 20 ms still works on loopback.
 const MIN_BUFFER_MS: u64 = 20;
@@ -282,7 +291,8 @@ impl RistEndpoint {
     }
 
     /// The URL handed to librist's parser: address plus every validated parameter, secrets
-    /// included (it never leaves the process), with the relay's default buffer on inputs.
+    /// included (it never leaves the process), with the relay's default buffer when the URI
+    /// gives none.
     pub(crate) fn librist_url(&self, as_input: bool) -> Secret {
         let mut url = String::from("rist://");
         if self.listen {
@@ -300,8 +310,13 @@ impl RistEndpoint {
             .filter(|(k, _)| k != "username" && k != "password")
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
-        if as_input && !self.has_buffer() {
-            params.push(("buffer", DEFAULT_INPUT_BUFFER_MS.to_string()));
+        if !self.has_buffer() {
+            let ms = if as_input {
+                DEFAULT_INPUT_BUFFER_MS
+            } else {
+                DEFAULT_OUTPUT_BUFFER_MS
+            };
+            params.push(("buffer", ms.to_string()));
         }
         for (i, (k, v)) in params.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -385,6 +400,24 @@ mod tests {
         assert!(!url
             .expose()
             .contains(&format!("buffer={DEFAULT_INPUT_BUFFER_MS}")));
+    }
+
+    #[test]
+    fn a_buffer_is_always_given_to_librist() {
+        let url = |s: &str, input: bool| parse(s).librist_url(input).expose().to_owned();
+        assert_eq!(
+            url("rist://@0.0.0.0:8000", true),
+            format!("rist://@0.0.0.0:8000?buffer={DEFAULT_INPUT_BUFFER_MS}")
+        );
+        assert_eq!(
+            url("rist://10.0.0.1:8002?cname=a", false),
+            format!("rist://10.0.0.1:8002?cname=a&buffer={DEFAULT_OUTPUT_BUFFER_MS}")
+        );
+        // The operator's buffer (any of the three keys) is passed as given, never a default.
+        assert_eq!(
+            url("rist://10.0.0.1:8002?buffer-max=2000", false),
+            "rist://10.0.0.1:8002?buffer-max=2000"
+        );
     }
 
     #[test]

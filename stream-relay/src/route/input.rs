@@ -61,11 +61,11 @@ pub(super) fn run(
                     link.drain_events(peers.events());
                     epoch += new_connections(peers.events());
                     peers.apply(&metrics, &status);
-                    for mut packet in batch.drain(..) {
+                    for packet in &mut batch {
                         packet.epoch = epoch;
-                        meter.packet(&metrics, &packet, packet.received_at);
-                        pipe.push(packet);
+                        meter.packet(&metrics, packet, packet.received_at);
                     }
+                    pipe.push_all(&mut batch);
                 }
                 Err(e) => {
                     let reason = e.to_string();

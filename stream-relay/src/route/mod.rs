@@ -37,7 +37,9 @@ pub struct RouteSettings {
     pub max_bitrate: u64,
 }
 
-/// Bytes a held packet costs: a 1316-byte MPEG-TS datagram and its bookkeeping.
+/// Bytes a held packet costs: a 1316-byte MPEG-TS datagram and its bookkeeping. A packet from
+/// a RIST input keeps librist's block (payload, block and reference: about 200 bytes more);
+/// `time_buffer_packets` doubles the count for bursts, which covers that.
 pub const HELD_PACKET_BYTES: u64 = 1316 + 64;
 
 impl RouteSettings {
