@@ -69,6 +69,25 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn a_bad_log_filter_exits_2_naming_its_source() {
+    let args = ["srt", "-i", "srt://:9000", "-o", "srt://127.0.0.1:9001"];
+    let (code, err) = run(&[&args[..], &["--log-level", "info,srt=loud"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid --log-level 'srt=loud'"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-relay"))
+        .args(args)
+        .args(["--http-addr", &format!("127.0.0.1:{}", common::free_port())])
+        .env("RUST_LOG", "[conn{peer=x}]=debug")
+        .output()
+        .expect("run stream-relay");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("invalid RUST_LOG"), "{err}");
+    assert!(err.contains("span and field filters"), "{err}");
+}
+
+#[test]
 fn a_busy_listen_port_exits_1() {
     let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
     let port = sock.local_addr().expect("addr").port();

@@ -36,6 +36,11 @@ pub enum ConfigError {
         source_name: &'static str,
         reason: String,
     },
+    #[error("invalid {source_name} {reason}")]
+    LogFilter {
+        source_name: &'static str,
+        reason: String,
+    },
 }
 
 impl GlobalConfig {
@@ -54,15 +59,25 @@ impl GlobalConfig {
         env: impl Fn(&str) -> Option<String>,
         file: &GlobalFlags,
     ) -> Result<Self, ConfigError> {
-        let env = |var: &str| {
-            env(var).or_else(|| match var {
-                "HTTP_ADDR" => file.http_addr.clone(),
-                "LOG_FORMAT" => file.log_format.clone(),
-                "RUST_LOG" => file.log_level.clone(),
-                _ => None,
-            })
+        // Each value with the name of where it came from, for error messages.
+        let pick = |flag: &Option<String>,
+                    flag_name: &'static str,
+                    var: &'static str,
+                    in_file: &Option<String>,
+                    file_name: &'static str| {
+            match (flag, env(var)) {
+                (Some(v), _) => (Some(v.clone()), flag_name),
+                (None, Some(v)) => (Some(v), var),
+                (None, None) => (in_file.clone(), file_name),
+            }
         };
-        let (http, http_src) = pick(&flags.http_addr, "--http-addr", "HTTP_ADDR", &env);
+        let (http, http_src) = pick(
+            &flags.http_addr,
+            "--http-addr",
+            "HTTP_ADDR",
+            &file.http_addr,
+            "[http] addr",
+        );
         let http_addr = match http {
             Some(v) => v.trim().parse().map_err(|_| ConfigError::HttpAddr {
                 source_name: http_src,
@@ -72,7 +87,13 @@ impl GlobalConfig {
                 .parse()
                 .expect("the default HTTP address is valid"),
         };
-        let (fmt, fmt_src) = pick(&flags.log_format, "--log-format", "LOG_FORMAT", &env);
+        let (fmt, fmt_src) = pick(
+            &flags.log_format,
+            "--log-format",
+            "LOG_FORMAT",
+            &file.log_format,
+            "[log] format",
+        );
         let log_format = match fmt {
             Some(v) => v.parse().map_err(|reason| ConfigError::LogFormat {
                 source_name: fmt_src,
@@ -80,27 +101,26 @@ impl GlobalConfig {
             })?,
             None => LogFormat::Json,
         };
-        let (level, _) = pick(&flags.log_level, "--log-level", "RUST_LOG", &env);
+        let (level, level_src) = pick(
+            &flags.log_level,
+            "--log-level",
+            "RUST_LOG",
+            &file.log_level,
+            "[log] level",
+        );
         let log_filter = level
             .filter(|l| !l.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_owned());
+        // Checked here, not only when the logger is installed, so the error names its source.
+        super::logging::parse_filter(&log_filter).map_err(|reason| ConfigError::LogFilter {
+            source_name: level_src,
+            reason,
+        })?;
         Ok(GlobalConfig {
             http_addr,
             log_format,
             log_filter,
         })
-    }
-}
-
-fn pick(
-    flag: &Option<String>,
-    flag_name: &'static str,
-    var: &'static str,
-    env: &impl Fn(&str) -> Option<String>,
-) -> (Option<String>, &'static str) {
-    match flag {
-        Some(v) => (Some(v.clone()), flag_name),
-        None => (env(var), var),
     }
 }
 
@@ -187,5 +207,38 @@ mod tests {
         };
         let e = GlobalConfig::resolve(&flags, env(&[])).expect_err("bad flag");
         assert!(e.to_string().contains("--log-format"), "{e}");
+        let e = GlobalConfig::resolve(&GlobalFlags::default(), env(&[("RUST_LOG", "srt=loud")]))
+            .expect_err("bad filter");
+        assert_eq!(
+            e.to_string(),
+            "invalid RUST_LOG 'srt=loud': expected off, error, warn, info, debug, trace or target=level"
+        );
+        let flags = GlobalFlags {
+            log_level: Some("info,[conn]=debug".into()),
+            ..Default::default()
+        };
+        let e = GlobalConfig::resolve(&flags, env(&[])).expect_err("bad flag");
+        assert!(
+            e.to_string()
+                .starts_with("invalid --log-level '[conn]=debug'"),
+            "{e}"
+        );
+        let file = GlobalFlags {
+            log_level: Some("srt=loud".into()),
+            ..Default::default()
+        };
+        let e = GlobalConfig::resolve_layers(&GlobalFlags::default(), env(&[]), &file)
+            .expect_err("bad file value");
+        assert!(
+            e.to_string().starts_with("invalid [log] level 'srt=loud'"),
+            "{e}"
+        );
+        let file = GlobalFlags {
+            http_addr: Some("localhost".into()),
+            ..Default::default()
+        };
+        let e = GlobalConfig::resolve_layers(&GlobalFlags::default(), env(&[]), &file)
+            .expect_err("bad file value");
+        assert!(e.to_string().contains("[http] addr"), "{e}");
     }
 }
