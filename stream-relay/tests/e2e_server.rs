@@ -700,8 +700,9 @@ fn a_stream_set_to_take_over_when_idle_keeps_its_sending_publisher() {
     wait_for(&relay, &peers_in("cam1"), 1.0);
     // A second encoder on the same stream, calling again and again as srt-live-transmit does.
     let mut second = publisher(port, Some("publish/live/feed1"), "", true);
-    let count = 1000; // 2 s at 5 Mbps
-                      // Metrics read as the last datagram goes out: a second later the first is quiet.
+    // 2 s at 5 Mbps. Metrics read as the last datagram goes out: a second later the first is
+    // quiet.
+    let count = 1000;
     let (got, m) = collect_all(&[&player1.sink], || {
         send_udp(first.udp, 0, count, 5.0);
         relay.metrics()

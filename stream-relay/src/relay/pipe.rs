@@ -79,11 +79,6 @@ impl OutputSlot {
         self.up.load(Ordering::Acquire)
     }
 
-    /// Offers a packet; returns the reason when it (or an older packet) was dropped.
-    pub fn offer(&self, packet: Packet) -> Option<DropReason> {
-        self.offer_all(std::iter::once(packet))
-    }
-
     /// Offers packets in order under one lock, waking the output thread at most once: a
     /// wake-up per packet would make the output thread run (and contend for the lock) once
     /// per packet instead of once per batch the input read. Returns the reason when any was
@@ -187,20 +182,9 @@ impl Pipe {
             .clone()
     }
 
-    /// Delivers one packet to every output. The payload is reference counted, so N outputs cost
-    /// N pointer copies, not N payload copies.
-    pub fn push(&self, packet: Packet) {
-        let outputs = self.outputs.read().unwrap_or_else(|p| p.into_inner());
-        if let Some((last, rest)) = outputs.split_last() {
-            for slot in rest {
-                slot.offer(packet.clone());
-            }
-            last.offer(packet);
-        }
-    }
-
     /// Delivers a batch, in order, to every output (leaving `packets` empty): one lock and at
-    /// most one wake-up per output for the whole batch.
+    /// most one wake-up per output for the whole batch. Payloads are reference counted, so N
+    /// outputs cost N pointer copies, not N payload copies.
     pub fn push_all(&self, packets: &mut Vec<Packet>) {
         let outputs = self.outputs.read().unwrap_or_else(|p| p.into_inner());
         if let Some((last, rest)) = outputs.split_last() {
@@ -250,7 +234,7 @@ mod tests {
         pipe.attach(a.clone());
         pipe.attach(b.clone());
         for n in 0..5 {
-            pipe.push(pkt(n));
+            pipe.push_all(&mut vec![pkt(n)]);
         }
         assert_eq!(drain(&a), vec![0, 1, 2, 3, 4]);
         assert_eq!(drain(&b), vec![0, 1, 2, 3, 4]);
@@ -265,7 +249,7 @@ mod tests {
         pipe.attach(up.clone());
         pipe.attach(down.clone());
         for n in 0..7 {
-            pipe.push(pkt(n));
+            pipe.push_all(&mut vec![pkt(n)]);
         }
         assert_eq!(drain(&up).len(), 7);
         assert!(drain(&down).is_empty());
@@ -284,7 +268,7 @@ mod tests {
         pipe.attach(stalled.clone());
         let mut fast_got = Vec::new();
         for n in 0..100 {
-            pipe.push(pkt(n));
+            pipe.push_all(&mut vec![pkt(n)]);
             fast_got.extend(drain(&fast));
         }
         assert_eq!(fast_got, (0..100).collect::<Vec<u8>>());
@@ -338,8 +322,8 @@ mod tests {
     fn going_down_discards_the_queue_and_counts_it() {
         let slot = OutputSlot::new("o", 16);
         slot.set_up(true);
-        slot.offer(pkt(1));
-        slot.offer(pkt(2));
+        slot.offer_all(std::iter::once(pkt(1)));
+        slot.offer_all(std::iter::once(pkt(2)));
         slot.set_up(false);
         assert_eq!(slot.queued(), 0);
         assert_eq!(slot.dropped(DropReason::OutputDown), 2);
@@ -364,7 +348,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert!(pipe.detach("gone").is_some());
         assert_eq!(waiter.join().expect("waiter thread"), 0);
-        pipe.push(pkt(1));
+        pipe.push_all(&mut vec![pkt(1)]);
         assert!(pipe.outputs().is_empty());
     }
 }

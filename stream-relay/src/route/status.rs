@@ -126,7 +126,6 @@ impl LinkStatus {
                 }
                 s
             }
-            LinkState::Idle => s,
             LinkState::Connecting if self.ever_connected.load(Ordering::Relaxed) => {
                 LinkState::Reconnecting
             }
