@@ -109,6 +109,12 @@ pub trait OutputLink: Send {
     fn stats(&mut self) -> LinkStats;
     fn backs_off(&self) -> bool;
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>);
+    /// True when `send` only hands the packet to the library's own sending thread and never
+    /// blocks or fails for a slow peer, so the input's thread may call it (see
+    /// [`crate::relay::pipe::DirectSink`]).
+    fn sends_without_blocking(&self) -> bool {
+        false
+    }
 }
 
 /// A parsed endpoint of some transport (SRT, RIST, UDP) that can open either side of a route.

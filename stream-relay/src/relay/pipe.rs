@@ -1,6 +1,11 @@
 //! The Pipe: one Reader's packets fanned out to N Writers, each behind its own bounded queue, so
 //! a slow or reconnecting output never stalls the input or its sibling outputs. Outputs can be
 //! attached and detached while the route runs.
+//!
+//! An output whose library only queues a packet for its own thread (librist's sender) can take
+//! its packets on the input's thread instead ([`OutputSlot::go_direct`]): the hand-off to the
+//! output thread would cost a wake-up per batch and protect nothing, since such a send never
+//! blocks.
 
 use super::queue::PacketQueue;
 use super::Packet;
@@ -32,10 +37,26 @@ impl DropReason {
     }
 }
 
+/// An output that takes packets on the input's thread, in order. It must never block: the
+/// input and every other output wait for it.
+pub trait DirectSink: Send + Sync {
+    fn deliver(&self, packets: &mut dyn Iterator<Item = Packet>);
+}
+
+struct Direct(Option<Arc<dyn DirectSink>>);
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "direct" } else { "queued" })
+    }
+}
+
 /// The shared end of one output: the input thread pushes, the output's own thread pops.
 #[derive(Debug)]
 pub struct OutputSlot {
     name: String,
+    /// Read by the input for every batch, written only when the output switches mode.
+    direct: RwLock<Direct>,
     queue: Mutex<PacketQueue>,
     ready: Condvar,
     /// The output thread sleeps in `take`; read and written only with `queue` locked, so the
@@ -51,6 +72,7 @@ impl OutputSlot {
     pub fn new(name: impl Into<String>, capacity: usize) -> Arc<Self> {
         Arc::new(OutputSlot {
             name: name.into(),
+            direct: RwLock::new(Direct(None)),
             queue: Mutex::new(PacketQueue::new(capacity)),
             ready: Condvar::new(),
             sleeping: AtomicBool::new(false),
@@ -83,7 +105,10 @@ impl OutputSlot {
     /// wake-up per packet would make the output thread run (and contend for the lock) once
     /// per packet instead of once per batch the input read. Returns the reason when any was
     /// dropped.
-    pub fn offer_all(&self, packets: impl ExactSizeIterator<Item = Packet>) -> Option<DropReason> {
+    pub fn offer_all(
+        &self,
+        mut packets: impl ExactSizeIterator<Item = Packet>,
+    ) -> Option<DropReason> {
         if packets.len() == 0 {
             return None;
         }
@@ -91,6 +116,13 @@ impl OutputSlot {
             self.dropped_down
                 .fetch_add(packets.len() as u64, Ordering::Relaxed);
             return Some(DropReason::OutputDown);
+        }
+        {
+            let direct = self.direct.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(sink) = &direct.0 {
+                sink.deliver(&mut packets);
+                return None;
+            }
         }
         let (dropped, sleeping) = {
             let mut q = self.lock();
@@ -106,6 +138,27 @@ impl OutputSlot {
         } else {
             None
         }
+    }
+
+    /// From now on packets go straight to `sink` on the pushing thread. Whatever is still
+    /// queued goes first, so order holds across the switch. The caller must not hold a lock
+    /// that `sink.deliver` takes.
+    pub fn go_direct(&self, sink: Arc<dyn DirectSink>) {
+        let mut direct = self.direct.write().unwrap_or_else(|p| p.into_inner());
+        let mut queued = Vec::new();
+        self.lock().drain_into(&mut queued);
+        sink.deliver(&mut queued.into_iter());
+        direct.0 = Some(sink);
+    }
+
+    /// Back to the queue and the output thread. Returns once no push is inside the sink.
+    pub fn leave_direct(&self) {
+        self.direct.write().unwrap_or_else(|p| p.into_inner()).0 = None;
+    }
+
+    /// Wakes the output thread early (a direct delivery failed).
+    pub fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// Takes every queued packet, waiting up to `timeout` for the first. Returns early, empty,
@@ -350,5 +403,46 @@ mod tests {
         assert_eq!(waiter.join().expect("waiter thread"), 0);
         pipe.push_all(&mut vec![pkt(1)]);
         assert!(pipe.outputs().is_empty());
+    }
+
+    /// Records what reaches it, on whatever thread pushes.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<u8>>);
+
+    impl DirectSink for Recorder {
+        fn deliver(&self, packets: &mut dyn Iterator<Item = Packet>) {
+            self.0.lock().unwrap().extend(packets.map(|p| p.payload[0]));
+        }
+    }
+
+    #[test]
+    fn a_direct_output_gets_the_queued_packets_first_then_the_rest_on_the_pushing_thread() {
+        let pipe = Pipe::new();
+        let slot = OutputSlot::new("direct", 16);
+        slot.set_up(true);
+        pipe.attach(slot.clone());
+        pipe.push_all(&mut vec![pkt(0), pkt(1)]);
+        let sink = Arc::new(Recorder::default());
+        slot.go_direct(sink.clone());
+        assert_eq!(slot.queued(), 0);
+        pipe.push_all(&mut vec![pkt(2), pkt(3)]);
+        assert_eq!(*sink.0.lock().unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(slot.queued(), 0, "nothing queued while direct");
+
+        slot.leave_direct();
+        pipe.push_all(&mut vec![pkt(4)]);
+        assert_eq!(
+            sink.0.lock().unwrap().len(),
+            4,
+            "the sink gets nothing once left"
+        );
+        assert_eq!(drain(&slot), vec![4]);
+
+        // Down means dropped and counted, direct or not.
+        slot.go_direct(sink.clone());
+        slot.set_up(false);
+        pipe.push_all(&mut vec![pkt(5)]);
+        assert_eq!(sink.0.lock().unwrap().len(), 4);
+        assert_eq!(slot.dropped(DropReason::OutputDown), 1);
     }
 }

@@ -394,4 +394,10 @@ impl OutputLink for RistOutput {
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
         out.append(&mut self.events);
     }
+
+    /// `rist_sender_data_write` copies the packet into the sender's queue under a short lock
+    /// and signals its thread; sending, pacing and retransmission happen there.
+    fn sends_without_blocking(&self) -> bool {
+        true
+    }
 }

@@ -9,15 +9,15 @@ use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
 use crate::common::clock;
 use crate::common::events::EventKind;
-use crate::common::metrics::LinkMetrics;
+use crate::common::metrics::{LinkMetrics, Transit};
 use crate::relay::backoff::Backoff;
-use crate::relay::pipe::{DropReason, OutputSlot};
+use crate::relay::pipe::{DirectSink, DropReason, OutputSlot};
 use crate::relay::quantile::Window;
 use crate::relay::rebase::Rebase;
 use crate::relay::time_buffer::TimeBuffer;
-use crate::relay::{LinkError, OutputLink, SendOutcome};
+use crate::relay::{LinkError, OutputLink, Packet, SendOutcome};
 use prometheus_client::metrics::counter::Counter;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// `/health` shows transit quantiles over this many statistics ticks (seconds).
@@ -27,7 +27,7 @@ const TRANSIT_WINDOW_TICKS: usize = 10;
 const SERVICE_EVERY: Duration = Duration::from_millis(50);
 
 pub(super) fn run(
-    mut link: Box<dyn OutputLink>,
+    link: Box<dyn OutputLink>,
     slot: Arc<OutputSlot>,
     status: Arc<LinkStatus>,
     metrics: LinkMetrics,
@@ -40,15 +40,7 @@ pub(super) fn run(
 
     let settings = &shared.settings;
     let route = &shared.name;
-    let sendbuf_drops =
-        shared
-            .metrics
-            .drops(route, slot.name(), DropReason::SendBufferFull.as_label());
-    let timebuf_drops =
-        shared
-            .metrics
-            .drops(route, slot.name(), DropReason::TimeBufferFull.as_label());
-    let mut drops = DropMirror {
+    let drops = DropMirror {
         down: shared
             .metrics
             .drops(route, slot.name(), DropReason::OutputDown.as_label()),
@@ -59,105 +51,109 @@ pub(super) fn run(
         seen_full: 0,
         incident: Incident::default(),
     };
-    let mut transit = shared.metrics.transit(route, slot.name());
-    let mut transit_window = Window::new(TRANSIT_WINDOW_TICKS);
     let (hold_seconds, hold_packets) = shared.metrics.time_buffer(route, slot.name());
-    let mut held = time_buffer;
-    let mut rebase = Rebase::default();
-    let mut ready = Vec::with_capacity(256);
-
     let start = Instant::now();
+    let output = Arc::new(Output {
+        span: span.clone(),
+        slot: slot.clone(),
+        core: Mutex::new(Core {
+            link,
+            sendbuf_drops: shared.metrics.drops(
+                route,
+                slot.name(),
+                DropReason::SendBufferFull.as_label(),
+            ),
+            timebuf_drops: shared.metrics.drops(
+                route,
+                slot.name(),
+                DropReason::TimeBufferFull.as_label(),
+            ),
+            drops,
+            transit: shared.metrics.transit(route, slot.name()),
+            held: time_buffer,
+            rebase: Rebase::default(),
+            ready: Vec::with_capacity(256),
+            meter: Meter::new(start),
+            metrics: metrics.clone(),
+            lost: None,
+            undelivered: 0,
+        }),
+    });
+    let mut transit_window = Window::new(TRANSIT_WINDOW_TICKS);
     let mut backoff = Backoff::new(settings.backoff, seed(slot.name()) ^ seed(route));
     let mut peers = PeerTracker::default();
-    let mut meter = Meter::new(start);
     let mut batch = Vec::with_capacity(256);
     let mut next_service = start;
     let mut up = false;
+    let mut direct = false;
 
     while !shared.stopping() && !slot.is_closed() {
         if !up {
-            let backs_off = link.backs_off();
-            match connect::step(backs_off, &mut backoff, &status, &metrics, "output", |t| {
-                link.connect(t)
-            }) {
+            let step = {
+                let mut core = output.lock();
+                let core = &mut *core;
+                let backs_off = core.link.backs_off();
+                let step =
+                    connect::step(backs_off, &mut backoff, &status, &metrics, "output", |t| {
+                        core.link.connect(t)
+                    });
+                if let connect::Step::Connected = step {
+                    core.meter.restart();
+                    direct = core.link.sends_without_blocking() && core.held.delay_us() == 0;
+                }
+                step
+            };
+            match step {
                 connect::Step::Connected => {
-                    meter.restart();
                     up = true;
                     slot.set_up(true);
                 }
                 connect::Step::Pending => {}
                 connect::Step::Fatal => break,
             }
+            // Not under the core's lock: the switch delivers what is queued through it.
+            if direct {
+                slot.go_direct(output.clone());
+            }
         } else {
-            // Wake for new packets, or when the time buffer's next packet is due.
-            let wait = held.next_due().map_or(POLL, |due| {
-                Duration::from_micros((due - clock::now_us()).max(0) as u64).min(POLL)
-            });
+            // Wake for new packets, or when the time buffer's next packet is due. A direct
+            // output only wakes for its housekeeping.
+            let wait = if direct {
+                POLL
+            } else {
+                output.lock().held.next_due().map_or(POLL, |due| {
+                    Duration::from_micros((due - clock::now_us()).max(0) as u64).min(POLL)
+                })
+            };
             slot.take(&mut batch, wait);
-            let now_us = clock::now_us();
-            for mut packet in batch.drain(..) {
-                packet.src_time_us = if packet.src_time_us == 0 {
-                    now_us
-                } else {
-                    rebase.map(packet.epoch, packet.src_time_us, now_us)
-                };
-                if held.push(packet).is_some() {
-                    timebuf_drops.inc();
-                    drops
-                        .incident
-                        .dropped(DropReason::TimeBufferFull, 1, &metrics);
-                }
-            }
-            held.pop_due(clock::now_us(), &mut ready);
-            let mut lost: Option<LinkError> = None;
-            let mut undelivered = 0u64;
-            for packet in ready.drain(..) {
-                if lost.is_some() {
-                    undelivered += 1;
-                    continue;
-                }
-                match link.send(&packet) {
-                    Ok(SendOutcome::Sent) => {
-                        let sent_at = Instant::now();
-                        transit.observe(
-                            sent_at
-                                .saturating_duration_since(packet.received_at)
-                                .as_secs_f64(),
-                        );
-                        meter.packet(&metrics, &packet, sent_at);
-                    }
-                    Ok(SendOutcome::Dropped) => {
-                        sendbuf_drops.inc();
-                        drops
-                            .incident
-                            .dropped(DropReason::SendBufferFull, 1, &metrics);
-                    }
-                    Err(e) => {
-                        lost = Some(e);
-                        undelivered += 1;
-                    }
-                }
-            }
-            if lost.is_none() && Instant::now() >= next_service {
+            let mut core = output.lock();
+            core.deliver(&mut batch.drain(..));
+            if core.lost.is_none() && Instant::now() >= next_service {
                 next_service = Instant::now() + SERVICE_EVERY;
-                lost = link.service().err();
+                core.lost = core.link.service().err();
             }
-            if let Some(e) = lost {
-                undelivered += held.clear() as u64;
-                drops.down.inc_by(undelivered);
-                link.disconnect(&e.to_string());
+            if core.lost.is_some() {
+                if direct {
+                    // Out of direct mode before going down, so no push is inside deliver.
+                    drop(core);
+                    slot.leave_direct();
+                    direct = false;
+                    core = output.lock();
+                }
+                core.go_down();
                 up = false;
                 slot.set_up(false);
-                meter.restart();
             }
         }
 
-        link.drain_events(peers.events());
+        let mut core = output.lock();
+        let core = &mut *core;
+        core.link.drain_events(peers.events());
         peers.apply(&metrics, &status);
         if up {
             // Connectionless outputs (RIST, UDP) are up from the start: show whether anyone
             // receives.
-            let has_peers = link.peers() > 0;
+            let has_peers = core.link.peers() > 0;
             match status.state() {
                 LinkState::Connected if !has_peers => status.set_state(LinkState::Waiting),
                 LinkState::Waiting if has_peers => status.set_state(LinkState::Connected),
@@ -165,27 +161,137 @@ pub(super) fn run(
             }
         }
 
-        if meter.tick(&metrics, || link.stats()) {
+        if core.meter.tick(&metrics, || core.link.stats()) {
             // The Pipe counts its drops in the slot; mirror them into Prometheus.
-            drops.sync(&slot, &metrics);
-            let q = transit_window.tick(transit.buckets(), &[0.5, 0.99]);
+            core.drops.sync(&slot, &metrics);
+            let q = transit_window.tick(core.transit.buckets(), &[0.5, 0.99]);
             status.set_transit(q[0], q[1]);
-            let (packets, span_us) = held.fill();
+            let (packets, span_us) = core.held.fill();
             hold_packets.set(packets as i64);
             hold_seconds.set(span_us as f64 / 1e6);
         }
     }
 
+    if direct {
+        slot.leave_direct();
+    }
     slot.set_up(false);
-    drops.sync(&slot, &metrics);
-    link.disconnect("relay stopping");
-    link.drain_events(peers.events());
+    let mut core = output.lock();
+    let core = &mut *core;
+    core.drops.sync(&slot, &metrics);
+    core.link.disconnect("relay stopping");
+    core.link.drain_events(peers.events());
     peers.apply(&metrics, &status);
     metrics.bitrate_kbps.set(0.0);
     if status.state() != LinkState::Failed {
         status.set_state(LinkState::Stopped);
     }
     tracing::info!("output stopped");
+}
+
+/// One output's sending state, shared between its thread and, for a direct output, the
+/// input's thread (which delivers under the lock, so order and accounting stay the same).
+struct Output {
+    span: tracing::Span,
+    slot: Arc<OutputSlot>,
+    core: Mutex<Core>,
+}
+
+impl Output {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // Every field stays valid if a holder panicked; the output carries on.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl DirectSink for Output {
+    fn deliver(&self, packets: &mut dyn Iterator<Item = Packet>) {
+        let _enter = self.span.enter();
+        let mut core = self.lock();
+        core.deliver(packets);
+        if core.lost.is_some() {
+            self.slot.wake();
+        }
+    }
+}
+
+struct Core {
+    link: Box<dyn OutputLink>,
+    metrics: LinkMetrics,
+    held: TimeBuffer,
+    rebase: Rebase,
+    ready: Vec<Packet>,
+    transit: Transit,
+    meter: Meter,
+    sendbuf_drops: Counter,
+    timebuf_drops: Counter,
+    drops: DropMirror,
+    /// The link failed; the output thread takes it down. Packets delivered until then are
+    /// counted in `undelivered`.
+    lost: Option<LinkError>,
+    undelivered: u64,
+}
+
+impl Core {
+    /// Time-stamps packets for the library, passes them through the time buffer and sends
+    /// whatever is due.
+    fn deliver(&mut self, packets: &mut dyn Iterator<Item = Packet>) {
+        let now_us = clock::now_us();
+        for mut packet in packets {
+            if self.lost.is_some() {
+                self.undelivered += 1;
+                continue;
+            }
+            packet.src_time_us = if packet.src_time_us == 0 {
+                now_us
+            } else {
+                self.rebase.map(packet.epoch, packet.src_time_us, now_us)
+            };
+            if self.held.push(packet).is_some() {
+                self.timebuf_drops.inc();
+                self.drops
+                    .incident
+                    .dropped(DropReason::TimeBufferFull, 1, &self.metrics);
+            }
+        }
+        self.held.pop_due(clock::now_us(), &mut self.ready);
+        for packet in self.ready.drain(..) {
+            if self.lost.is_some() {
+                self.undelivered += 1;
+                continue;
+            }
+            match self.link.send(&packet) {
+                Ok(SendOutcome::Sent) => {
+                    let sent_at = Instant::now();
+                    self.transit.observe(
+                        sent_at
+                            .saturating_duration_since(packet.received_at)
+                            .as_secs_f64(),
+                    );
+                    self.meter.packet(&self.metrics, &packet, sent_at);
+                }
+                Ok(SendOutcome::Dropped) => {
+                    self.sendbuf_drops.inc();
+                    self.drops
+                        .incident
+                        .dropped(DropReason::SendBufferFull, 1, &self.metrics);
+                }
+                Err(e) => {
+                    self.lost = Some(e);
+                    self.undelivered += 1;
+                }
+            }
+        }
+    }
+
+    /// After a failure: everything not sent is counted as dropped and the link let go.
+    fn go_down(&mut self) {
+        let reason = self.lost.take().map(|e| e.to_string()).unwrap_or_default();
+        let undelivered = std::mem::take(&mut self.undelivered) + self.held.clear() as u64;
+        self.drops.down.inc_by(undelivered);
+        self.link.disconnect(&reason);
+        self.meter.restart();
+    }
 }
 
 /// Mirrors the Pipe's per-slot drop totals into Prometheus counters, which also take the
