@@ -804,6 +804,13 @@ impl OutputLink for SrtOutput {
         })
     }
 
+    /// Sockets are non-blocking (`SRTO_SNDSYN` off): libsrt copies the packet into the send
+    /// buffer, or refuses it when full, and its own threads send and retransmit. Live mode has
+    /// no linger, so closing a player that went away does not wait either.
+    fn sends_without_blocking(&self) -> bool {
+        true
+    }
+
     fn disconnect(&mut self, reason: &str) {
         self.side.dialer.abort(&mut self.side.epoll);
         while !self.peers.is_empty() {

@@ -332,4 +332,10 @@ impl OutputLink for UdpOutput {
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
         out.append(&mut self.events);
     }
+
+    /// The socket is non-blocking: a full send buffer drops the datagram, as on the output's
+    /// own thread.
+    fn sends_without_blocking(&self) -> bool {
+        true
+    }
 }
