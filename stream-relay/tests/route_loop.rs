@@ -4,6 +4,7 @@
 //! drops and comes back is counted as a reconnect, and stopping joins every thread.
 
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,12 @@ struct Sink {
     stalled: AtomicBool,
     /// Fail the connection once after this many packets.
     fail_after: AtomicUsize,
+    /// Panic once after this many packets (a bug in an output).
+    panic_at: AtomicUsize,
+    /// Say that `send` never blocks, so the route writes it from the input's thread.
+    direct: AtomicBool,
+    /// Names of the threads that called `send`.
+    senders: Mutex<HashSet<String>>,
 }
 
 struct FakeOutput {
@@ -101,6 +108,13 @@ impl OutputLink for FakeOutput {
         Ok(())
     }
     fn send(&mut self, p: &Packet) -> Result<SendOutcome, LinkError> {
+        let thread = std::thread::current().name().unwrap_or("?").to_owned();
+        self.sink.senders.lock().expect("lock").insert(thread);
+        let n = self.sink.panic_at.load(Ordering::Relaxed);
+        if n != 0 && self.sink.received.lock().expect("lock").len() == n {
+            self.sink.panic_at.store(0, Ordering::Relaxed);
+            panic!("a bug in the output");
+        }
         while self.sink.stalled.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -132,6 +146,9 @@ impl OutputLink for FakeOutput {
     }
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>) {
         out.append(&mut self.events);
+    }
+    fn sends_without_blocking(&self) -> bool {
+        self.sink.direct.load(Ordering::Relaxed)
     }
 }
 
@@ -344,5 +361,49 @@ fn health_shows_transit_once_packets_flow() {
     assert_eq!(snap.outputs[0].transit_p99_ms, Some(p99));
     let json = serde_json::to_value(&snap).expect("serialise");
     assert!(json["transit_p99_ms"].is_number(), "{json}");
+    route.stop();
+}
+
+#[test]
+fn a_direct_output_is_written_from_the_input_thread_and_survives_its_failures_and_panics() {
+    let queued = Arc::new(Sink::default());
+    let direct = Arc::new(Sink::default());
+    direct.direct.store(true, Ordering::Relaxed);
+    direct.fail_after.store(2_000, Ordering::Relaxed);
+    direct.panic_at.store(6_000, Ordering::Relaxed);
+    let (route, metrics) = route(20_000, &[queued.clone(), direct.clone()], QUEUE);
+    let done = |s: &Sink| s.received.lock().expect("lock").last() == Some(&19_999);
+    assert!(
+        wait_for(|| done(&queued) && done(&direct), Duration::from_secs(20)),
+        "not every output got to the end: queued {:?}, direct {:?}",
+        queued.received.lock().expect("lock").last(),
+        direct.received.lock().expect("lock").last()
+    );
+    let in_order = |got: &[u32]| got.windows(2).all(|w| w[1] > w[0]);
+    let got = queued.received.lock().expect("lock").clone();
+    assert!(
+        got.windows(2).all(|w| w[1] == w[0] + 1),
+        "the sibling of a failing direct output must lose nothing once up"
+    );
+    let got = direct.received.lock().expect("lock").clone();
+    assert!(in_order(&got), "a direct output keeps the order");
+    // Down while it reconnected after the failure and after the panic, then back.
+    assert!(got.len() > 15_000, "direct output got only {}", got.len());
+    let senders = direct.senders.lock().expect("lock").clone();
+    assert!(
+        senders.contains("in:t"),
+        "the direct output was never written from the input's thread: {senders:?}"
+    );
+    let queued_senders = queued.senders.lock().expect("lock").clone();
+    assert_eq!(
+        queued_senders,
+        HashSet::from(["out:o0".to_owned()]),
+        "an output that may block is only written from its own thread"
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(r#"relay_reconnects_total{route="t",side="output",output="o1"} 2"#),
+        "the failure and the panic are each one reconnect:\n{text}"
+    );
     route.stop();
 }

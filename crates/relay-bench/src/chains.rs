@@ -33,13 +33,17 @@ pub enum RelayKind {
     Rist2rist,
     /// stream-relay rist, default settings (needs the `rist` subcommand).
     StreamRelayRist,
+    /// stream-relay rist --profile simple: the same hop 1 as rist2rist (its input speaks only
+    /// the simple profile), to compare the two relays' CPU on equal input work. Not in the
+    /// default set.
+    StreamRelayRistSimple,
 }
 
 impl RelayKind {
     pub fn family(self) -> Family {
         match self {
             RelayKind::StreamRelaySrt | RelayKind::Slt => Family::Srt,
-            RelayKind::Rist2rist => Family::RistSimple,
+            RelayKind::Rist2rist | RelayKind::StreamRelayRistSimple => Family::RistSimple,
             RelayKind::StreamRelayRist => Family::RistMain,
         }
     }
@@ -50,11 +54,17 @@ impl RelayKind {
             RelayKind::Slt => "srt-live-transmit",
             RelayKind::Rist2rist => "rist2rist",
             RelayKind::StreamRelayRist => "stream-relay rist",
+            RelayKind::StreamRelayRistSimple => "stream-relay rist (simple)",
         }
     }
 
     pub fn is_stream_relay(self) -> bool {
-        matches!(self, RelayKind::StreamRelaySrt | RelayKind::StreamRelayRist)
+        matches!(
+            self,
+            RelayKind::StreamRelaySrt
+                | RelayKind::StreamRelayRist
+                | RelayKind::StreamRelayRistSimple
+        )
     }
 }
 
@@ -232,12 +242,19 @@ pub fn start(
                         Some(http),
                     )
                 }
-                RelayKind::StreamRelayRist => {
+                RelayKind::StreamRelayRist | RelayKind::StreamRelayRistSimple => {
                     let http = free_port();
+                    let profile = if kind == RelayKind::StreamRelayRist {
+                        "main"
+                    } else {
+                        "simple"
+                    };
                     (
                         locate(o.stream_relay),
                         vec![
                             s("rist"),
+                            s("--profile"),
+                            s(profile),
                             s("-i"),
                             format!("rist://@127.0.0.1:{relay_in}"),
                             s("-o"),

@@ -17,6 +17,7 @@ use crate::relay::rebase::Rebase;
 use crate::relay::time_buffer::TimeBuffer;
 use crate::relay::{LinkError, OutputLink, Packet, SendOutcome};
 use prometheus_client::metrics::counter::Counter;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -207,9 +208,20 @@ impl Output {
 impl DirectSink for Output {
     fn deliver(&self, packets: &mut dyn Iterator<Item = Packet>) {
         let _enter = self.span.enter();
-        let mut core = self.lock();
-        core.deliver(packets);
-        if core.lost.is_some() {
+        // A bug in an output stays that output's problem, as on its own thread: the input
+        // carries on, and the output thread takes the output down and brings it back.
+        let failed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut core = self.lock();
+            core.deliver(packets);
+            core.lost.is_some()
+        }))
+        .unwrap_or_else(|_| {
+            let mut core = self.lock();
+            core.lost
+                .get_or_insert_with(|| LinkError::Lost("the output panicked".into()));
+            true
+        });
+        if failed {
             self.slot.wake();
         }
     }
