@@ -189,9 +189,15 @@ pub fn start(
                 format!("srt://:{out_port}?mode=listener&latency={lat}"),
                 format!("udp://127.0.0.1:{sink_port}"),
             ];
-            // Diagnostics: the receiving edge's libsrt counters in its log.
+            // Diagnostics: the receiving edge's libsrt counters (every 1000 packets, totals) in
+            // edge-out-stats.csv next to the logs (its stdout goes nowhere).
             if std::env::var_os("RELAY_BENCH_EDGE_STATS").is_some() {
-                args.extend([s("-s:1000"), s("-pf:csv"), s("-f")]);
+                args.extend([
+                    s("-s:1000"),
+                    s("-pf:csv"),
+                    s("-f"),
+                    format!("-statsout:{}", logs.join("edge-out-stats.csv").display()),
+                ]);
             }
             Proc::spawn("edge-out", "srt-live-transmit", &args, logs)?
         }
