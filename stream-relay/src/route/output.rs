@@ -147,14 +147,16 @@ pub(super) fn run(
             }
         }
 
-        let mut core = output.lock();
-        let core = &mut *core;
-        core.link.drain_events(peers.events());
+        let has_peers = {
+            let mut core = output.lock();
+            core.link.drain_events(peers.events());
+            core.link.peers() > 0
+        };
+        // Logged without the lock: a slow log sink must not hold up a direct output's input.
         peers.apply(&metrics, &status);
         if up {
             // Connectionless outputs (RIST, UDP) are up from the start: show whether anyone
             // receives.
-            let has_peers = core.link.peers() > 0;
             match status.state() {
                 LinkState::Connected if !has_peers => status.set_state(LinkState::Waiting),
                 LinkState::Waiting if has_peers => status.set_state(LinkState::Connected),
@@ -162,6 +164,8 @@ pub(super) fn run(
             }
         }
 
+        let mut core = output.lock();
+        let core = &mut *core;
         if core.meter.tick(&metrics, || core.link.stats()) {
             // The Pipe counts its drops in the slot; mirror them into Prometheus.
             core.drops.sync(&slot, &metrics);
