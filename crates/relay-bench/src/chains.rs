@@ -167,6 +167,24 @@ fn hop1(o: &Options, family: Family, to_port: u16, proxies: &mut Vec<ProxyHandle
     }
 }
 
+/// Diagnostics for an SRT edge (srt-live-transmit) when `RELAY_BENCH_EDGE_STATS` is set: its
+/// libsrt counters every 100 packets, as totals, in `<name>-stats.csv` next to the logs (its
+/// stdout goes nowhere), to tell which hop a missing packet died on.
+fn edge_stats(logs: &Path, name: &str) -> Vec<String> {
+    if std::env::var_os("RELAY_BENCH_EDGE_STATS").is_none() {
+        return Vec::new();
+    }
+    vec![
+        s("-s:100"),
+        s("-pf:csv"),
+        s("-f"),
+        format!(
+            "-statsout:{}",
+            logs.join(format!("{name}-stats.csv")).display()
+        ),
+    ]
+}
+
 /// Builds and starts a chain for `family`, with `relay` in the middle or none (baseline).
 pub fn start(
     o: &Options,
@@ -189,16 +207,7 @@ pub fn start(
                 format!("srt://:{out_port}?mode=listener&latency={lat}"),
                 format!("udp://127.0.0.1:{sink_port}"),
             ];
-            // Diagnostics: the receiving edge's libsrt counters (every 1000 packets, totals) in
-            // edge-out-stats.csv next to the logs (its stdout goes nowhere).
-            if std::env::var_os("RELAY_BENCH_EDGE_STATS").is_some() {
-                args.extend([
-                    s("-s:1000"),
-                    s("-pf:csv"),
-                    s("-f"),
-                    format!("-statsout:{}", logs.join("edge-out-stats.csv").display()),
-                ]);
-            }
+            args.extend(edge_stats(logs, "edge-out"));
             Proc::spawn("edge-out", "srt-live-transmit", &args, logs)?
         }
         Family::RistSimple | Family::RistMain => Proc::spawn(
@@ -305,17 +314,16 @@ pub fn start(
     std::thread::sleep(Duration::from_millis(300));
     let hop_port = hop1(o, family, target, &mut proxies)?;
     let edge_in = match family {
-        Family::Srt => Proc::spawn(
-            "edge-in",
-            "srt-live-transmit",
-            &[
+        Family::Srt => {
+            let mut args = vec![
                 // A 4 MB socket buffer, so a busy machine does not make the first edge drop
                 // the source's datagrams before the chain under test sees them.
                 format!("udp://:{input_port}?rcvbuf=4194304"),
                 format!("srt://127.0.0.1:{hop_port}?latency={lat}"),
-            ],
-            logs,
-        )?,
+            ];
+            args.extend(edge_stats(logs, "edge-in"));
+            Proc::spawn("edge-in", "srt-live-transmit", &args, logs)?
+        }
         Family::RistSimple | Family::RistMain => Proc::spawn(
             "edge-in",
             "ristsender",
