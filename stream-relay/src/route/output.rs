@@ -149,7 +149,17 @@ pub(super) fn run(
 
         let has_peers = {
             let mut core = output.lock();
+            let core = &mut *core;
             core.link.drain_events(peers.events());
+            if core.meter.tick(&metrics, || core.link.stats()) {
+                // The Pipe counts its drops in the slot; mirror them into Prometheus.
+                core.drops.sync(&slot, &metrics);
+                let q = transit_window.tick(core.transit.buckets(), &[0.5, 0.99]);
+                status.set_transit(q[0], q[1]);
+                let (packets, span_us) = core.held.fill();
+                hold_packets.set(packets as i64);
+                hold_seconds.set(span_us as f64 / 1e6);
+            }
             core.link.peers() > 0
         };
         // Logged without the lock: a slow log sink must not hold up a direct output's input.
@@ -162,18 +172,6 @@ pub(super) fn run(
                 LinkState::Waiting if has_peers => status.set_state(LinkState::Connected),
                 _ => {}
             }
-        }
-
-        let mut core = output.lock();
-        let core = &mut *core;
-        if core.meter.tick(&metrics, || core.link.stats()) {
-            // The Pipe counts its drops in the slot; mirror them into Prometheus.
-            core.drops.sync(&slot, &metrics);
-            let q = transit_window.tick(core.transit.buckets(), &[0.5, 0.99]);
-            status.set_transit(q[0], q[1]);
-            let (packets, span_us) = core.held.fill();
-            hold_packets.set(packets as i64);
-            hold_seconds.set(span_us as f64 / 1e6);
         }
     }
 
