@@ -2,10 +2,10 @@
 //! a slow or reconnecting output never stalls the input or its sibling outputs. Outputs can be
 //! attached and detached while the route runs.
 //!
-//! An output whose library only queues a packet for its own thread (librist's sender) can take
-//! its packets on the input's thread instead ([`OutputSlot::go_direct`]): the hand-off to the
-//! output thread would cost a wake-up per batch and protect nothing, since such a send never
-//! blocks.
+//! An output whose library only queues a packet for its own thread (librist's sender, a
+//! non-blocking libsrt or UDP socket) can take its packets on the input's thread instead
+//! ([`OutputSlot::go_direct`]): the hand-off to the output thread would cost a wake-up per batch
+//! and protect nothing, since such a send never blocks.
 
 use super::queue::PacketQueue;
 use super::Packet;
