@@ -485,12 +485,48 @@ fn measure_into(
     alive?;
     run.flow = flow::analyse(&sent, &arrivals, from, to);
     run.flow.invalid = invalid;
+    if std::env::var_os("RELAY_BENCH_ARRIVALS").is_some() {
+        dump_arrivals(o, run, &sent, &arrivals)?;
+    }
     if !health.is_empty() {
         health.sort_unstable();
         run.health_p50_ms = Some(flow::percentile(&health, 0.5));
         run.health_p99_ms = Some(flow::percentile(&health, 0.99));
     }
     Ok(())
+}
+
+/// Diagnostics when `RELAY_BENCH_ARRIVALS` is set: every datagram the source sent, with its
+/// arrival at the sink if it made it (`seq,sent_ns,recv_ns`, empty when lost), in
+/// `<relay>-<condition>-<mbps>-seed<seed>-arrivals.csv` in the log directory. Shows which packets
+/// were late or lost and whether they came in bursts.
+fn dump_arrivals(
+    o: &chains::Options,
+    run: &Run,
+    sent: &[u64],
+    arrivals: &[flow::Arrival],
+) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut recv = vec![None; sent.len()];
+    for a in arrivals {
+        if let Some(r) = recv.get_mut(a.seq as usize) {
+            r.get_or_insert(a.recv_ns);
+        }
+    }
+    let mut csv = String::from("seq,sent_ns,recv_ns\n");
+    for (seq, (s, r)) in sent.iter().zip(&recv).enumerate() {
+        let r = r.map(|r: u64| r.to_string()).unwrap_or_default();
+        let _ = writeln!(csv, "{seq},{s},{r}");
+    }
+    let name = format!(
+        "{}-{:?}-{}-seed{}-arrivals.csv",
+        run.relay_label.replace(' ', "-"),
+        run.condition,
+        run.mbps,
+        o.seed
+    );
+    let path = o.logdir.join(name);
+    std::fs::write(&path, csv).with_context(|| format!("write {}", path.display()))
 }
 
 fn sleep_until(t_ns: u64) {
