@@ -74,6 +74,20 @@ impl OriginClock {
         origin
     }
 
+    /// What [`OriginClock::origin`] would answer for a packet that is not next in sending
+    /// order (one held behind a gap), without taking it into the estimate.
+    pub fn peek(&self, raw_ts_us: u32, arrival_us: i64) -> i64 {
+        let ts = match self.last_raw {
+            None => return arrival_us,
+            Some(prev) => self.unwrapped + i64::from(raw_ts_us.wrapping_sub(prev) as i32),
+        };
+        let base = match self.base {
+            Some((value, at)) => value + (arrival_us - at).max(0) * CREEP_PPM / 1_000_000,
+            None => arrival_us - ts,
+        };
+        (ts + base).min(arrival_us)
+    }
+
     fn unwrap(&mut self, raw: u32) -> i64 {
         match self.last_raw {
             None => self.unwrapped = i64::from(raw),
@@ -104,6 +118,24 @@ pub fn bound_by_successors(ts: &mut [u32], next: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peek_estimates_a_held_packet_without_moving_the_clock() {
+        let mut c = OriginClock::new();
+        // Before any packet there is no offset: the arrival is all we know.
+        assert_eq!(c.peek(1_000, 50_000), 50_000);
+        assert_eq!(c.origin(1_000, 21_000), 21_000);
+        // A packet 3 ms later in the sender's time that arrived 10 ms later through jitter is
+        // due 3 ms after the first (plus the creep allowed over the 13 ms since); peeking it
+        // leaves the estimate as it was.
+        assert_eq!(c.peek(4_000, 34_000), 24_013);
+        assert_eq!(c.origin(2_000, 22_000), 22_000);
+        // Across a timestamp wrap, and never later than the arrival.
+        let mut c = OriginClock::new();
+        c.origin(u32::MAX - 999, 10_000);
+        assert_eq!(c.peek(1_000, 15_000), 12_005);
+        assert_eq!(c.peek(1_000, 11_000), 11_000);
+    }
 
     #[test]
     fn a_retransmission_stamped_late_is_pulled_back_to_its_successor() {

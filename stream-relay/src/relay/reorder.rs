@@ -9,8 +9,12 @@
 //! still be recovered in time, costs nothing on a clean network and at most the hold budget on
 //! a lossy one, which is what a TSBPD receiver would spend anyway.
 //!
+//! Each packet comes with the time it is due (for SRT, its origin time: when it would have
+//! arrived over an idle network), and the budget counts from there, not from its arrival: a
+//! packet that arrived late through jitter has already spent part of its budget.
+//!
 //! Sequence numbers are 31 bits (SRT) and wrap; distances are taken modulo 2^31 and read as
-//! signed. No clock, no I/O: the caller passes arrival times and `now`.
+//! signed. No clock, no I/O: the caller passes due times and `now`.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +28,7 @@ const MAX_HELD: usize = 65_536;
 pub struct Reorder<T> {
     /// Next sequence number to release, unwrapped to 64 bits.
     next: Option<u64>,
-    /// Held packets by unwrapped sequence number, with their arrival time (microseconds).
+    /// Held packets by unwrapped sequence number, with their due time (microseconds).
     held: BTreeMap<u64, (i64, T)>,
     budget_us: i64,
     /// Packets given up: gaps skipped (never arrived in time).
@@ -34,7 +38,8 @@ pub struct Reorder<T> {
 }
 
 impl<T> Reorder<T> {
-    /// `budget_us`: how long a packet that follows a gap may wait for the gap to fill.
+    /// `budget_us`: how long past its due time a packet that follows a gap may wait for the
+    /// gap to fill.
     pub fn new(budget_us: i64) -> Self {
         Reorder {
             next: None,
@@ -45,9 +50,9 @@ impl<T> Reorder<T> {
         }
     }
 
-    /// Takes a packet with its 31-bit sequence number and arrival time, and appends to `out`
-    /// whatever is now ready in order.
-    pub fn push(&mut self, seq: u32, arrival_us: i64, item: T, out: &mut Vec<T>) {
+    /// Takes a packet with its 31-bit sequence number and due time, and appends to `out`
+    /// whatever is now ready in order. Gaps are given up only by [`Reorder::poll`].
+    pub fn push(&mut self, seq: u32, due_us: i64, item: T, out: &mut Vec<T>) {
         let next = *self.next.get_or_insert(u64::from(seq) % SEQ_MOD);
         let d = (u64::from(seq) + SEQ_MOD - next % SEQ_MOD) % SEQ_MOD;
         if d >= SEQ_MOD / 2 {
@@ -60,20 +65,19 @@ impl<T> Reorder<T> {
             out.push(item);
             self.next = Some(next + 1);
             self.release_ready(out);
-        } else if self.held.insert(abs, (arrival_us, item)).is_some() {
+        } else if self.held.insert(abs, (due_us, item)).is_some() {
             self.late += 1;
         }
         if self.held.len() > MAX_HELD {
             self.skip_first_gap(out);
         }
-        self.poll(arrival_us, out);
     }
 
-    /// Gives up the gap in front of the oldest held packet once it has waited the budget,
-    /// appending what that releases.
+    /// Gives up the gap in front of the oldest held packet once that packet is the budget past
+    /// its due time, appending what that releases.
     pub fn poll(&mut self, now_us: i64, out: &mut Vec<T>) {
-        while let Some((_, (arrived, _))) = self.held.first_key_value() {
-            if now_us - *arrived < self.budget_us {
+        while let Some((_, (due, _))) = self.held.first_key_value() {
+            if now_us - *due < self.budget_us {
                 break;
             }
             self.skip_first_gap(out);
