@@ -65,8 +65,24 @@ impl<T> Reorder<T> {
             out.push(item);
             self.next = Some(next + 1);
             self.release_ready(out);
-        } else if self.held.insert(abs, (due_us, item)).is_some() {
+        } else if self.held.contains_key(&abs) {
             self.late += 1;
+        } else {
+            // A packet cannot be due later than one sent after it, and a retransmission's time
+            // can be its resend time: keep due times non-decreasing in sequence order, so the
+            // first held packet carries the earliest deadline of all and `poll` need look at
+            // nothing else.
+            let due = match self.held.range(abs + 1..).next() {
+                Some((_, (after, _))) => due_us.min(*after),
+                None => due_us,
+            };
+            for (_, (before, _)) in self.held.range_mut(..abs).rev() {
+                if *before <= due {
+                    break;
+                }
+                *before = due;
+            }
+            self.held.insert(abs, (due, item));
         }
         if self.held.len() > MAX_HELD {
             self.skip_first_gap(out);
@@ -158,6 +174,30 @@ mod tests {
         r.push(2, 100_100, 2, &mut out);
         assert!(out.is_empty());
         assert_eq!(r.late, 1);
+    }
+
+    #[test]
+    fn a_late_stamped_packet_does_not_delay_giving_up_the_gap_before_it() {
+        // 2 is missing; 3 came only as a retransmission stamped at its resend time (90_000),
+        // 4 is an original due at 30. The gap is given up when 4 is a budget past its due.
+        let mut r = Reorder::new(100_000);
+        let mut out = Vec::new();
+        r.push(1, 0, 1, &mut out);
+        r.push(3, 90_000, 3, &mut out);
+        r.push(4, 30, 4, &mut out);
+        r.poll(100_029, &mut out);
+        assert_eq!(out, vec![1]);
+        r.poll(100_030, &mut out);
+        assert_eq!(out, vec![1, 3, 4]);
+        // Also when the later original is held first.
+        let mut r = Reorder::new(100_000);
+        let mut out = Vec::new();
+        r.push(1, 0, 1, &mut out);
+        r.push(4, 30, 4, &mut out);
+        r.push(3, 90_000, 3, &mut out);
+        r.poll(100_030, &mut out);
+        assert_eq!(out, vec![1, 3, 4]);
+        assert_eq!(r.skipped, 1);
     }
 
     #[test]
