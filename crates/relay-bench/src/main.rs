@@ -97,6 +97,10 @@ struct Run {
     /// Relay process CPU over the window, percent of one core.
     cpu_pct: Option<f64>,
     peak_rss_mb: Option<f64>,
+    /// Largest anonymous resident memory (heap, stacks, buffers: `RssAnon`) seen during the
+    /// window, sampled every 100 ms. Peak RSS also counts the program's and its libraries'
+    /// code and read-only data, which is fixed per process whatever the load.
+    anon_mb: Option<f64>,
     /// stream-relay only: /health response time while relaying, ms.
     health_p50_ms: Option<f64>,
     health_p99_ms: Option<f64>,
@@ -123,6 +127,7 @@ struct Added {
     reordered: u64,
     cpu_pct: Option<f64>,
     peak_rss_mb: Option<f64>,
+    anon_mb: Option<f64>,
     health_p50_ms: Option<f64>,
     health_p99_ms: Option<f64>,
 }
@@ -221,6 +226,7 @@ fn main() -> Result<()> {
                                 reordered: run.flow.reordered,
                                 cpu_pct: run.cpu_pct,
                                 peak_rss_mb: run.peak_rss_mb,
+                                anon_mb: run.anon_mb,
                                 health_p50_ms: run.health_p50_ms,
                                 health_p99_ms: run.health_p99_ms,
                             });
@@ -336,6 +342,7 @@ fn median_of(samples: &[&Added]) -> Option<Added> {
         reordered: samples.iter().map(|a| a.reordered).sum(),
         cpu_pct: mo(|a| a.cpu_pct),
         peak_rss_mb: mo(|a| a.peak_rss_mb),
+        anon_mb: mo(|a| a.anon_mb),
         health_p50_ms: mo(|a| a.health_p50_ms),
         health_p99_ms: mo(|a| a.health_p99_ms),
     })
@@ -386,6 +393,7 @@ fn measure(
         flow: FlowStats::default(),
         cpu_pct: None,
         peak_rss_mb: None,
+        anon_mb: None,
         health_p50_ms: None,
         health_p99_ms: None,
         relay_input_lost: None,
@@ -441,6 +449,9 @@ fn measure_into(
     let t0 = now_ns();
     let mut health = Vec::new();
     while now_ns() < to {
+        if let Some(mb) = pid.and_then(procs::anon_rss_mb) {
+            run.anon_mb = Some(run.anon_mb.map_or(mb, |m: f64| m.max(mb)));
+        }
         match chain.http_port {
             Some(http) => {
                 let t = now_ns();
@@ -452,7 +463,9 @@ fn measure_into(
                         .min(Duration::from_nanos(to.saturating_sub(now_ns()))),
                 );
             }
-            None => sleep_until(to),
+            None => std::thread::sleep(
+                Duration::from_millis(100).min(Duration::from_nanos(to.saturating_sub(now_ns()))),
+            ),
         }
     }
     let cpu1 = pid.and_then(procs::cpu_seconds);
@@ -600,7 +613,7 @@ fn print_run(r: &Run) {
             r.relay_label, r.condition, r.mbps
         ),
         None => eprintln!(
-            "  {:<34} {:>8?} {:>5} Mbps  e2e p50 {:7.2} p99 {:7.2} max {:7.2} ms  lost {:>5}/{:<6} reord {:>4}  cpu {:>6}%  rss {:>6} MB{}",
+            "  {:<34} {:>8?} {:>5} Mbps  e2e p50 {:7.2} p99 {:7.2} max {:7.2} ms  lost {:>5}/{:<6} reord {:>4}  cpu {:>6}%  rss {:>6} MB (anon {:>5}){}",
             r.relay_label,
             r.condition,
             r.mbps,
@@ -612,6 +625,7 @@ fn print_run(r: &Run) {
             r.flow.reordered,
             opt(r.cpu_pct, 1),
             opt(r.peak_rss_mb, 1),
+            opt(r.anon_mb, 1),
             match (r.relay_input_lost, r.relay_output_lost, r.relay_dropped) {
                 (Some(i), Some(o), Some(d)) =>
                     format!("  relay counters: input lost {i} output lost {o} dropped {d}"),
@@ -627,11 +641,11 @@ fn print_report(rep: &Report) {
         "SRT latency {} ms on every hop; RIST buffer {} ms; window {} s per run after the first second",
         rep.srt_latency_ms, rep.rist_buffer_ms, rep.duration_s
     );
-    println!("\n| relay | condition | Mbps | runs | added p50 ms | added p99 ms | added max ms | lost after 1 s (baseline) | relay CPU % | peak RSS MB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| relay | condition | Mbps | runs | added p50 ms | added p99 ms | added max ms | lost after 1 s (baseline) | relay CPU % | peak RSS MB | of which anon MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for a in &rep.added {
         println!(
-            "| {} | {:?} | {} | {} | {:+.1} | {:+.1} | {:+.1} | {} ({}) | {} | {} |",
+            "| {} | {:?} | {} | {} | {:+.1} | {:+.1} | {:+.1} | {} ({}) | {} | {} | {} |",
             a.relay,
             a.condition,
             a.mbps,
@@ -643,6 +657,7 @@ fn print_report(rep: &Report) {
             a.baseline_lost,
             opt(a.cpu_pct, 1),
             opt(a.peak_rss_mb, 1),
+            opt(a.anon_mb, 1),
         );
     }
     let health: Vec<&Added> = rep

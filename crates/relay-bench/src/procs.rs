@@ -116,6 +116,14 @@ pub fn peak_rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Anonymous resident memory (RssAnon: heap, stacks, buffers), in megabytes.
+pub fn anon_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// `GET path` over HTTP/1.1; the status code, or None if nothing answered.
 pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     http_get(port, path, timeout).map(|(code, _)| code)
