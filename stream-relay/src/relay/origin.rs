@@ -22,7 +22,11 @@
 //! timestamp is as late as its retransmission. Originals are stamped in sending order, so a
 //! packet cannot have left later than any packet after it: [`bound_by_successors`] caps each
 //! timestamp by those of the packets that follow it, which puts a recovered packet back next
-//! to its neighbours.
+//! to its neighbours. When those are retransmissions too, the bound comes from further on:
+//! the earliest due time of the packets held behind the next gap
+//! ([`OriginClock::origin_not_after`]). Left unbounded, one late-stamped packet would make
+//! every packet after it late as well, since origin times never go backwards (seen in a
+//! capture at 50 Mbps with 5% loss: 136 packets 37 ms late).
 //!
 //! No clock, no I/O: the caller passes the arrival time.
 
@@ -51,6 +55,12 @@ impl OriginClock {
     /// by its sender that the relay received at `arrival_us`. Packets must be fed in sending
     /// order (SRT without TSBPD delivers in order).
     pub fn origin(&mut self, raw_ts_us: u32, arrival_us: i64) -> i64 {
+        self.origin_not_after(raw_ts_us, arrival_us, None)
+    }
+
+    /// [`OriginClock::origin`] for a packet known to have left its sender no later than
+    /// `bound` (on the same clock as the answer): that of a packet sent after it.
+    pub fn origin_not_after(&mut self, raw_ts_us: u32, arrival_us: i64, bound: Option<i64>) -> i64 {
         let ts = self.unwrap(raw_ts_us);
         let offset = arrival_us - ts;
         let base = match self.base {
@@ -69,7 +79,10 @@ impl OriginClock {
             }
         };
         // Never later than the arrival itself (the creep could overshoot a little).
-        let origin = (ts + base).min(arrival_us).max(self.last_origin);
+        let origin = (ts + base)
+            .min(arrival_us)
+            .min(bound.unwrap_or(i64::MAX))
+            .max(self.last_origin);
         self.last_origin = origin;
         origin
     }
@@ -118,6 +131,21 @@ pub fn bound_by_successors(ts: &mut [u32], next: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_from_a_later_packet_caps_a_late_stamp_and_what_follows() {
+        let mut c = OriginClock::new();
+        assert_eq!(c.origin(1_000, 21_000), 21_000);
+        // Stamped at its resend 40 ms later, but a packet sent after it is due at 22_000.
+        assert_eq!(c.origin_not_after(41_000, 62_000, Some(22_000)), 22_000);
+        // The next original is not dragged along (2 µs are the creep over 2 ms).
+        assert_eq!(c.origin(2_000, 23_000), 22_002);
+        // Without the bound it would have been.
+        let mut c = OriginClock::new();
+        c.origin(1_000, 21_000);
+        assert_eq!(c.origin(41_000, 62_000), 61_041);
+        assert_eq!(c.origin(2_000, 23_000), 61_041);
+    }
 
     #[test]
     fn peek_estimates_a_held_packet_without_moving_the_clock() {

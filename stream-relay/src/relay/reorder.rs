@@ -110,6 +110,12 @@ impl<T> Reorder<T> {
         self.held.first_key_value().map(|(_, (_, item))| item)
     }
 
+    /// The earliest due time of all held packets (that of the first: they never decrease).
+    /// Every packet released before them left their sender no later than this.
+    pub fn first_held_due(&self) -> Option<i64> {
+        self.held.first_key_value().map(|(_, (due, _))| *due)
+    }
+
     fn skip_first_gap(&mut self, out: &mut Vec<T>) {
         if let (Some(next), Some((&first, _))) = (self.next, self.held.first_key_value()) {
             self.skipped += first - next;
@@ -198,6 +204,14 @@ mod tests {
         r.poll(100_030, &mut out);
         assert_eq!(out, vec![1, 3, 4]);
         assert_eq!(r.skipped, 1);
+        // What the first held packet's deadline counts from is the earliest of all.
+        let mut r = Reorder::new(100_000);
+        let mut out = Vec::new();
+        r.push(1, 0, 1, &mut out);
+        r.push(3, 90_000, 3, &mut out);
+        assert_eq!(r.first_held_due(), Some(90_000));
+        r.push(5, 50, 5, &mut out);
+        assert_eq!(r.first_held_due(), Some(50));
     }
 
     #[test]

@@ -536,8 +536,12 @@ impl InputLink for SrtInput {
             self.stamps.extend(self.ready.iter().map(|r| r.1));
             let next = self.reorder.first_held().map(|r| r.1);
             bound_by_successors(&mut self.stamps, next);
+            // The first held packet may itself be a retransmission; its due time is capped by
+            // every packet held after it, originals included.
+            let not_after = self.reorder.first_held_due();
             for ((payload, _, arrival_us, at), ts) in self.ready.drain(..).zip(&self.stamps) {
-                out.push(Packet::new(payload, clock.origin(*ts, arrival_us), at));
+                let origin = clock.origin_not_after(*ts, arrival_us, not_after);
+                out.push(Packet::new(payload, origin, at));
             }
         }
         if got {
