@@ -110,16 +110,20 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// Peak resident set size (VmHWM), in megabytes.
 pub fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    status_mb(pid, "VmHWM")
 }
 
 /// Anonymous resident memory (RssAnon: heap, stacks, buffers), in megabytes.
 pub fn anon_rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "RssAnon")
+}
+
+/// A `kB` field of `/proc/PID/status`, in megabytes.
+fn status_mb(pid: u32, key: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }

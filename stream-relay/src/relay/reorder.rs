@@ -187,30 +187,22 @@ mod tests {
         // 2 is missing; 3 came only as a retransmission stamped at its resend time (90_000),
         // 4 is an original due at 30. The gap is given up when 4 is a budget past its due.
         let mut r = Reorder::new(100_000);
-        let mut out = Vec::new();
-        r.push(1, 0, 1, &mut out);
-        r.push(3, 90_000, 3, &mut out);
-        r.push(4, 30, 4, &mut out);
+        let mut out = feed(&mut r, &[(1, 0), (3, 90_000), (4, 30)]);
         r.poll(100_029, &mut out);
         assert_eq!(out, vec![1]);
         r.poll(100_030, &mut out);
         assert_eq!(out, vec![1, 3, 4]);
         // Also when the later original is held first.
         let mut r = Reorder::new(100_000);
-        let mut out = Vec::new();
-        r.push(1, 0, 1, &mut out);
-        r.push(4, 30, 4, &mut out);
-        r.push(3, 90_000, 3, &mut out);
+        let mut out = feed(&mut r, &[(1, 0), (4, 30), (3, 90_000)]);
         r.poll(100_030, &mut out);
         assert_eq!(out, vec![1, 3, 4]);
         assert_eq!(r.skipped, 1);
         // What the first held packet's deadline counts from is the earliest of all.
         let mut r = Reorder::new(100_000);
-        let mut out = Vec::new();
-        r.push(1, 0, 1, &mut out);
-        r.push(3, 90_000, 3, &mut out);
+        feed(&mut r, &[(1, 0), (3, 90_000)]);
         assert_eq!(r.first_held_due(), Some(90_000));
-        r.push(5, 50, 5, &mut out);
+        feed(&mut r, &[(5, 50)]);
         assert_eq!(r.first_held_due(), Some(50));
     }
 
