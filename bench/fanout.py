@@ -9,46 +9,9 @@ Usage: bench/fanout.py [--seconds 10] [--mbps 10] [--outputs 1,4,16] [--modes ud
 """
 import argparse, os, socket, subprocess, threading, time, json
 
+from benchlib import cpu_seconds, free_port, send_paced, status_kb
+
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "stream-relay")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def sender(port, mbps, seconds, stop):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    pkt = bytearray(1316)
-    for k in range(7):
-        pkt[k * 188] = 0x47
-    pps = mbps * 1e6 / 8 / 1316
-    t0 = time.time()
-    i = 0
-    while not stop.is_set() and time.time() - t0 < seconds:
-        s.sendto(pkt, ("127.0.0.1", port))
-        i += 1
-        d = t0 + i / pps - time.time()
-        if d > 0:
-            time.sleep(d)
 
 
 def drain(sock, stop):
@@ -91,13 +54,13 @@ def run(mode, n, mbps, seconds):
     relay = subprocess.Popen([BIN, "--http-addr", f"127.0.0.1:{http}", "--log-level", "warn"] + args,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2.0)
-    t = threading.Thread(target=sender, args=(feed, mbps, seconds + 2, stop))
+    t = threading.Thread(target=send_paced, args=(feed, mbps, stop, seconds + 2))
     t.start()
     time.sleep(1.0)
     c0, w0 = cpu_seconds(relay.pid), time.time()
     time.sleep(seconds)
     c1, w1 = cpu_seconds(relay.pid), time.time()
-    rss = peak_rss_kb(relay.pid)
+    rss = status_kb(relay.pid, "VmHWM")
     stop.set()
     t.join()
     for p in [relay] + procs:

@@ -20,45 +20,11 @@ Usage: bench/routes.py [--routes 1,4] [--mbps 10] [--seconds 10] [--families srt
 """
 import argparse, json, os, socket, struct, subprocess, tempfile, threading, time
 
+from benchlib import cpu_seconds, free_port, send_paced, status_kb
+
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "stream-relay")
-TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 DEVNULL = subprocess.DEVNULL
-
-
-def free_port(pair=False):
-    """A free UDP port; with pair, an even one whose successor is free too (RIST simple)."""
-    while True:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        p = s.getsockname()[1]
-        if not pair:
-            s.close()
-            return p
-        if p % 2 == 0:
-            t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                t.bind(("127.0.0.1", p + 1))
-                t.close()
-                s.close()
-                return p
-            except OSError:
-                t.close()
-        s.close()
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def status_kb(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def footprint(pids):
@@ -87,22 +53,6 @@ def footprint(pids):
     # a file mapping; count every frame once, in the file column.
     anon -= file
     return len(anon) * PAGE // 1024, len(file) * PAGE // 1024
-
-
-def sender(port, mbps, stop):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    pkt = bytearray(1316)
-    for k in range(7):
-        pkt[k * 188] = 0x47
-    pps = mbps * 1e6 / 8 / 1316
-    t0 = time.time()
-    i = 0
-    while not stop.is_set():
-        s.sendto(pkt, ("127.0.0.1", port))
-        i += 1
-        d = t0 + i / pps - time.time()
-        if d > 0:
-            time.sleep(d)
 
 
 def counter(sock, stop, count):
@@ -179,7 +129,7 @@ def run(family, tool, n, mbps, seconds):
         else:
             edges.append(spawn(["srt-live-transmit", f"udp://:{feed}?rcvbuf=4194304",
                                 f"srt://127.0.0.1:{relay_in}"]))
-        threads.append(threading.Thread(target=sender, args=(feed, mbps, stop), daemon=True))
+        threads.append(threading.Thread(target=send_paced, args=(feed, mbps, stop), daemon=True))
     for t in threads:
         t.start()
     time.sleep(3.0)

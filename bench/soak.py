@@ -18,6 +18,8 @@ file-backed pages.
 """
 import argparse, os, socket, subprocess, threading, time, json, urllib.request
 
+from benchlib import free_port, send_paced
+
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "stream-relay")
 # librist 0.2.7 keeps a sender's queue in a fixed ring of 524,288 packet pointers (4 MB) inside
 # the sender context. The kernel commits its pages as the write index first walks over them, so
@@ -25,14 +27,6 @@ BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "stream
 # been written once, then stops: not a leak, but it looks like one in a short soak.
 RIST_SENDER_RING = 524288
 KINDS = {"srt-sender": "srt sender", "srt-receiver": "srt receiver", "rist-receiver": "rist receiver"}
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def status(pid):
@@ -132,20 +126,6 @@ def main():
     procs = {k: f() for k, f in peers.items()}
     stop = threading.Event()
 
-    def generate():
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        pkt = bytearray(1316)
-        for k in range(7):
-            pkt[k * 188] = 0x47
-        pps = a.mbps * 1e6 / 8 / 1316
-        t0, i = time.time(), 0
-        while not stop.is_set():
-            s.sendto(pkt, ("127.0.0.1", src_udp))
-            i += 1
-            d = t0 + i / pps - time.time()
-            if d > 0:
-                time.sleep(d)
-
     def drain(port):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", port))
@@ -156,7 +136,7 @@ def main():
             except socket.timeout:
                 pass
 
-    for t in [threading.Thread(target=generate, daemon=True),
+    for t in [threading.Thread(target=send_paced, args=(src_udp, a.mbps, stop), daemon=True),
               threading.Thread(target=drain, args=(sink1,), daemon=True),
               threading.Thread(target=drain, args=(sink2,), daemon=True)]:
         t.start()

@@ -8,15 +8,9 @@ Usage: bench/time_buffer.py [--delay-ms 500] [--mbps 10] [--seconds 10]
 """
 import argparse, multiprocessing, os, socket, struct, subprocess, time
 
+from benchlib import free_port
+
 BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "stream-relay")
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def collect(sock, queue):
