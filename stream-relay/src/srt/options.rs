@@ -12,7 +12,7 @@ pub const DEFAULT_BITRATE: u64 = 60_000_000;
 /// Round-trip time budget added to the latency when sizing buffers (a long-haul internet path).
 const RTT_BUDGET: Duration = Duration::from_millis(300);
 /// libsrt's own default latency for live mode.
-const DEFAULT_LATENCY: Duration = Duration::from_millis(120);
+pub(super) const DEFAULT_LATENCY: Duration = Duration::from_millis(120);
 /// libsrt's defaults (packets); we never size below them.
 const DEFAULT_FC: i64 = 25_600;
 const DEFAULT_BUF_PKTS: i64 = 8_192;
