@@ -11,7 +11,7 @@
 # base images; it builds the binary outside and hands it in as the `build` stage (said there).
 
 # Build stage. The official Rust image on the same Debian release as the runtime stage, so the
-# binary links against the same libsrt/librist/glibc it will find at run time.
+# binary is built against the same libsrt/librist/glibc it will find at run time.
 FROM rust:1.95-bookworm AS toolchain
 
 # Debian's package versions are not pinned: bookworm's security updates replace them (and old
@@ -54,8 +54,9 @@ RUN find /src -path /src/target -prune -o -type f -exec touch {} + \
  && cargo build --release --locked -p stream-relay \
  && install -D -m 0755 target/release/stream-relay /out/stream-relay
 
-# Runtime stage: only the shared libraries the binary links (libsrt with OpenSSL, librist and
-# what they pull in: libssl3, libstdc++6, libmbedcrypto7, libcjson1).
+# Runtime stage: only the shared libraries the binary links or opens (librist linked; libsrt with
+# OpenSSL opened at run time by the first SRT route; and what they pull in: libssl3, libstdc++6,
+# libmbedcrypto7, libcjson1).
 FROM debian:bookworm-slim AS runtime
 
 # Same reason as above for not pinning Debian versions.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes THIRD-PARTY.md: the C libraries stream-relay links, every crate in Cargo.lock with
+"""Writes THIRD-PARTY.md: the C libraries stream-relay uses, every crate in Cargo.lock with
 its licence, and the licence texts of the crates compiled into the binary.
 
     python3 scripts/third-party.py > THIRD-PARTY.md     # regenerate after Cargo.lock changes
@@ -27,7 +27,7 @@ stream-relay itself is licensed under the Mozilla Public License 2.0 (`LICENSE`)
 lists what it is built from and what it runs with. **Generated** by `scripts/third-party.py`
 from `Cargo.lock` and the crates' own licence files: regenerate it, don't edit it.
 
-## C libraries (linked dynamically, not included in the binary)
+## C libraries (shared libraries, not included in the binary: librist linked, libsrt opened at run time)
 
 | library | version tested | licence | source | Debian package |
 |---|---|---|---|---|

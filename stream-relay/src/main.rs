@@ -25,8 +25,7 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(
     name = "stream-relay",
     version,
-    about = "Relay live video over SRT and RIST with near-zero added latency",
-    long_version = long_version()
+    about = "Relay live video over SRT and RIST with near-zero added latency"
 )]
 struct Cli {
     /// Address of the HTTP server for /health and /metrics [env: HTTP_ADDR] [default: 127.0.0.1:9710]
@@ -129,17 +128,32 @@ const RIST_EXAMPLES: &str = "Examples:
   # Simple profile (even ports; port + 1 carries RTCP)
   stream-relay rist --profile simple -i 'rist://@0.0.0.0:8000' -o 'rist://127.0.0.1:8002'";
 
-/// `--version`: ours and the versions of the C libraries actually loaded.
-fn long_version() -> &'static str {
-    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TEXT.get_or_init(|| {
-        let (major, minor, patch) = srt::version();
-        format!(
-            "{}\nlibsrt {major}.{minor}.{patch}\nlibrist {}",
-            env!("CARGO_PKG_VERSION"),
-            rist::version()
-        )
-    })
+/// `--version`: ours and the versions of the C libraries actually loaded. libsrt is opened for
+/// it (it is not otherwise, without SRT routes), so this is built only when asked for.
+fn long_version() -> String {
+    let libsrt = match srt::version() {
+        Ok((major, minor, patch)) => format!("libsrt {major}.{minor}.{patch}"),
+        Err(e) => format!("libsrt not loaded: {e}"),
+    };
+    format!(
+        "{}\n{libsrt}\nlibrist {}",
+        env!("CARGO_PKG_VERSION"),
+        rist::version()
+    )
+}
+
+/// The command line. A `long_version` attribute would be built on every run, and building it
+/// opens libsrt: it is added only when `--version` is on the command line.
+fn parse_cli() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    if std::env::args_os().skip(1).any(|a| a == "--version") {
+        // clap takes a &'static str (without its `string` feature); this runs once, for a
+        // process that prints and exits.
+        command = command.long_version(long_version().leak() as &'static str);
+    }
+    let matches = command.try_get_matches()?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut Cli::command()))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -184,7 +198,7 @@ impl RouteArgs {
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -266,17 +280,33 @@ fn main() -> ExitCode {
     }
     install_panic_hook();
 
-    let (major, minor, patch) = srt::version();
-    if (major, minor, patch) < srt::MIN_VERSION {
-        tracing::error!(libsrt = %format!("{major}.{minor}.{patch}"), "libsrt is older than 1.5.0");
-        return ExitCode::from(EXIT_RUNTIME);
-    }
     if rist::version_triple() < rist::MIN_VERSION {
         tracing::error!(librist = %rist::version(), "librist is older than 0.2.7");
         return ExitCode::from(EXIT_RUNTIME);
     }
-    srt::log::install();
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %format!("{major}.{minor}.{patch}"), librist = %rist::version(), "stream-relay starting");
+    // libsrt is opened when something first needs it (a route, output or server added later
+    // opens it then, and a failure is that route's error). When the configuration already
+    // uses SRT, open it now, so that a missing or unusable libsrt stops the relay at once.
+    let uses_srt = match &cli.command {
+        Command::Srt(_) | Command::Demo(_) => true,
+        Command::Rist(_) | Command::Udp(_) => spec.as_ref().is_some_and(RouteSpec::uses_srt),
+        Command::Run(_) => {
+            matches!(&startup, Some(Startup::Config { plan, .. }) if plan.uses_srt())
+        }
+        Command::Health => false,
+    };
+    if uses_srt {
+        if let Err(e) = srt::startup() {
+            tracing::error!(error = %e, "cannot use libsrt");
+            eprintln!("stream-relay: error: cannot use libsrt: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
+    let libsrt = srt::loaded_version().map_or_else(
+        || "not loaded".to_owned(),
+        |(major, minor, patch)| format!("{major}.{minor}.{patch}"),
+    );
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %libsrt, librist = %rist::version(), "stream-relay starting");
 
     let code = match cli.command {
         Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => run(

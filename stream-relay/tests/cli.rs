@@ -151,3 +151,16 @@ fn the_health_subcommand_probes_a_running_relay() {
     assert_eq!(probe(format!("0.0.0.0:{}", relay.http)), Some(0));
     assert_eq!(probe(format!("127.0.0.1:{}", common::free_port())), Some(1));
 }
+
+#[test]
+fn version_names_the_libraries_as_loaded() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stream-relay"))
+        .arg("--version")
+        .output()
+        .expect("run stream-relay");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // libsrt is opened for --version although nothing else needs it here.
+    assert!(text.contains("\nlibsrt 1."), "{text}");
+    assert!(text.contains("\nlibrist 0."), "{text}");
+}

@@ -305,3 +305,70 @@ fn a_bad_file_or_an_open_api_refuses_to_start() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("without a token"), "{err}");
 }
+
+/// A relay without SRT routes never maps libsrt (nor libcrypto and libstdc++ with it); a route
+/// added later that needs SRT loads it then. When libsrt cannot be loaded, that route fails
+/// and the relay and its other routes go on.
+#[test]
+fn libsrt_is_loaded_by_the_first_srt_route() {
+    let dir = TempDir::new("lazy-srt");
+    let cfg = dir.0.join("relay.toml");
+    // Found first through LD_LIBRARY_PATH, and not a library: dlopen refuses it.
+    let broken = dir.0.join("lib");
+    std::fs::create_dir_all(&broken).expect("lib dir");
+    std::fs::write(broken.join("libsrt.so.1.5"), "not a library").expect("fake libsrt");
+    let broken = broken.to_str().expect("utf-8 path").to_owned();
+    for env in [vec![], vec![("LD_LIBRARY_PATH", broken.as_str())]] {
+        let loads = env.is_empty();
+        let (udp_in, sink) = (free_port(), UdpSink::new());
+        let plain = format!(
+            "[[route]]\nname = \"plain\"\ninput = \"udp://127.0.0.1:{udp_in}\"\noutputs = [\"udp://127.0.0.1:{}\"]\n",
+            sink.port
+        );
+        let with_srt = format!(
+            "{plain}\n[[route]]\nname = \"cam\"\ninput = \"srt://127.0.0.1:{}?mode=listener\"\noutputs = [\"udp://127.0.0.1:{}\"]\n",
+            free_port(),
+            free_port()
+        );
+        write(&cfg, &plain);
+        let relay = Relay::start_env(&["run", "--config", cfg.to_str().expect("path")], &env);
+        let maps = || {
+            std::fs::read_to_string(format!("/proc/{}/maps", relay.proc.0.id()))
+                .expect("the relay's maps")
+        };
+        assert!(
+            relay.logs().contains(r#""libsrt":"not loaded""#),
+            "the starting line says libsrt is not loaded:\n{}",
+            relay.logs()
+        );
+        assert!(
+            !maps().contains("libsrt"),
+            "libsrt mapped without SRT routes"
+        );
+
+        write(&cfg, &with_srt);
+        hup(&relay);
+        wait_log(&relay, "configuration applied", 1);
+        if loads {
+            wait_log(&relay, "libsrt loaded", 1);
+            assert!(maps().contains("libsrt.so"), "an SRT route loads libsrt");
+            assert!(
+                http_get(relay.http, "/health").is_some_and(|(code, _)| code == 200),
+                "{}",
+                relay.logs()
+            );
+        } else {
+            wait_log(&relay, "cannot load libsrt.so.1.5", 1);
+            assert!(
+                relay.logs().contains("route 'cam': "),
+                "the SRT route fails, alone:\n{}",
+                relay.logs()
+            );
+        }
+        // The other route relays either way.
+        let (got, ()) = sink.collect_during(|| send_udp(udp_in, 0, 20, 1.0));
+        assert_eq!(got.len(), 20, "{}", relay.logs());
+        let (code, _, logs) = relay.terminate();
+        assert_eq!(code, 0, "{logs}");
+    }
+}

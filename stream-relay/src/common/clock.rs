@@ -1,6 +1,7 @@
 //! The relay's one clock for packet source times (`Packet::src_time_us`) and its mapping to
 //! RIST's NTP timestamps. Source times are kept on libsrt's steady clock, because SRT sockets
-//! take and give them in that clock; RIST timestamps are 64-bit NTP (32.32 fixed point seconds
+//! take and give them in that clock: CLOCK_MONOTONIC in microseconds, read without libsrt
+//! (`srt::now_us`, which checks the two agree when libsrt is loaded); RIST timestamps are 64-bit NTP (32.32 fixed point seconds
 //! since 1900) on the sender's wall clock. One offset, taken once, maps between them, so a
 //! timestamp that goes in and comes back out is unchanged.
 
@@ -10,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
 
-/// Microseconds on libsrt's steady clock.
+/// Microseconds on libsrt's steady clock (CLOCK_MONOTONIC; libsrt need not be loaded).
 pub fn now_us() -> i64 {
     crate::srt::now_us()
 }

@@ -77,6 +77,13 @@ impl OutputPlan {
     }
 }
 
+impl Plan {
+    /// Whether anything in the plan is SRT: a shared listener, or a side of a route.
+    pub fn uses_srt(&self) -> bool {
+        !self.servers.is_empty() || self.routes.iter().any(|r| r.spec().uses_srt())
+    }
+}
+
 impl RoutePlan {
     pub fn spec(&self) -> RouteSpec {
         RouteSpec {

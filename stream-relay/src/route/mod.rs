@@ -82,6 +82,15 @@ pub struct RouteSpec {
     pub settings: RouteSettings,
 }
 
+impl RouteSpec {
+    /// Whether any side is SRT (then starting the route loads libsrt).
+    pub fn uses_srt(&self) -> bool {
+        std::iter::once(&self.input)
+            .chain(self.outputs.iter().map(|o| &o.endpoint))
+            .any(|t| t.transport() == "srt")
+    }
+}
+
 /// Whatever a route's threads share with it.
 struct Shared {
     name: String,

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     /// The local address is in use or cannot be bound.
     AddressInUse,
     InvalidArgument,
+    /// libsrt cannot be loaded, or is not one we can use (too old, another clock).
+    Library,
     Other,
 }
 
@@ -33,6 +35,10 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == ErrorKind::Library {
+            // No call failed: the message says what is wrong with the library.
+            return f.write_str(&self.message);
+        }
         write!(
             f,
             "{} failed: {} (SRT error {})",
@@ -45,14 +51,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// Reads libsrt's thread-local last error for a call that just failed on this thread.
-    pub(crate) fn last(function: &'static str) -> Error {
+    pub(crate) fn last(lib: &sys::Srt, function: &'static str) -> Error {
         let mut sys_errno: i32 = 0;
         // SAFETY: srt_getlasterror writes one int through a valid pointer and reads TLS only.
-        let code = unsafe { sys::srt_getlasterror(&mut sys_errno) };
+        let code = unsafe { lib.srt_getlasterror(&mut sys_errno) };
         // SAFETY: srt_getlasterror_str returns a pointer into libsrt's thread-local error
         // object, valid until the next SRT call on this thread; it is copied out right here.
         let message = unsafe {
-            let ptr = sys::srt_getlasterror_str();
+            let ptr = lib.srt_getlasterror_str();
             if ptr.is_null() {
                 String::from("unknown error")
             } else {
@@ -60,7 +66,7 @@ impl Error {
             }
         };
         // SAFETY: clears this thread's error slot; no pointers involved.
-        unsafe { sys::srt_clearlasterror() };
+        unsafe { lib.srt_clearlasterror() };
         Error {
             function,
             code,
@@ -84,9 +90,9 @@ impl Error {
 }
 
 /// Turns a libsrt return code (`SRT_ERROR` = -1 on failure) into a `Result`.
-pub(crate) fn check(rc: i32, function: &'static str) -> Result<i32> {
+pub(crate) fn check(lib: &sys::Srt, rc: i32, function: &'static str) -> Result<i32> {
     if rc == sys::SRT_ERROR {
-        Err(Error::last(function))
+        Err(Error::last(lib, function))
     } else {
         Ok(rc)
     }
@@ -117,11 +123,11 @@ fn kind_of(code: i32) -> ErrorKind {
 }
 
 /// libsrt's text for a handshake rejection reason (`srt_getrejectreason`).
-pub fn reject_reason_text(reason: i32) -> String {
+pub(crate) fn reject_reason_text(lib: &sys::Srt, reason: i32) -> String {
     // SAFETY: srt_rejectreason_str returns a pointer to a static string table entry (or a
     // fallback static string for unknown ids); it is never freed.
     unsafe {
-        let ptr = sys::srt_rejectreason_str(reason);
+        let ptr = lib.srt_rejectreason_str(reason);
         if ptr.is_null() {
             format!("reason {reason}")
         } else {

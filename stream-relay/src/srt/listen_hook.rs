@@ -72,7 +72,14 @@ pub trait AcceptHook: Send + Sync {
 /// be running then.
 pub struct HookedListener {
     socket: Option<Socket>,
-    hook: *const Arc<dyn AcceptHook>,
+    hook: *const HookData,
+}
+
+/// What libsrt hands the trampoline: the hook, and the library the listener lives in (to
+/// lend the trampoline the caller's socket and set its reject reason).
+struct HookData {
+    hook: Arc<dyn AcceptHook>,
+    lib: &'static sys::Srt,
 }
 
 // SAFETY: the raw pointer is only dereferenced by libsrt's callback (the hook is Send + Sync)
@@ -83,7 +90,8 @@ impl HookedListener {
     /// Installs `hook` on `socket`, which must be bound but not yet listening (libsrt checks
     /// the hook on `srt_listen`).
     pub fn new(socket: Socket, hook: Arc<dyn AcceptHook>) -> Result<HookedListener> {
-        let hook = Box::into_raw(Box::new(hook)) as *const Arc<dyn AcceptHook>;
+        let lib = socket.lib();
+        let hook = Box::into_raw(Box::new(HookData { hook, lib })) as *const HookData;
         let listener = HookedListener {
             socket: Some(socket),
             hook,
@@ -91,13 +99,13 @@ impl HookedListener {
         // SAFETY: `hook` stays valid until Drop, which closes the socket first; the function
         // has the exact srt_listen_callback_fn signature.
         let rc = unsafe {
-            sys::srt_listen_callback(
+            lib.srt_listen_callback(
                 listener.socket().id(),
                 Some(trampoline),
                 hook as *mut c_void,
             )
         };
-        check(rc, "srt_listen_callback")?;
+        check(lib, rc, "srt_listen_callback")?;
         Ok(listener)
     }
 
@@ -113,7 +121,7 @@ impl Drop for HookedListener {
         }
         // SAFETY: created by Box::into_raw in `new`; the socket is closed, so libsrt no longer
         // holds the pointer.
-        drop(unsafe { Box::from_raw(self.hook as *mut Arc<dyn AcceptHook>) });
+        drop(unsafe { Box::from_raw(self.hook as *mut HookData) });
     }
 }
 
@@ -124,11 +132,11 @@ unsafe extern "C" fn trampoline(
     peer: *const sys::sockaddr,
     streamid: *const c_char,
 ) -> c_int {
-    // SAFETY: opaque is the Arc installed in `HookedListener::new`, alive while the listener
-    // is; streamid is NUL-terminated (or null) and valid for the call; peer points at a
-    // sockaddr of the caller's family (or is null).
-    let (hook, sid, peer) = unsafe {
-        let hook = &*(opaque as *const Arc<dyn AcceptHook>);
+    // SAFETY: opaque is the HookData installed in `HookedListener::new`, alive while the
+    // listener is; streamid is NUL-terminated (or null) and valid for the call; peer points at
+    // a sockaddr of the caller's family (or is null).
+    let (data, sid, peer) = unsafe {
+        let data = &*(opaque as *const HookData);
         let sid = if streamid.is_null() {
             String::new()
         } else {
@@ -139,9 +147,10 @@ unsafe extern "C" fn trampoline(
         } else {
             super::socket::peer_from_raw(peer)
         };
-        (hook, sid, peer)
+        (data, sid, peer)
     };
-    let socket = Socket::borrowed(ns);
+    let (hook, lib) = (&data.hook, data.lib);
+    let socket = Socket::borrowed(lib, ns);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         hook.check(&Candidate {
             socket: &socket,
@@ -161,7 +170,7 @@ unsafe extern "C" fn trampoline(
     // SAFETY: ns is the socket libsrt is handshaking; setting its reject reason is what the
     // API asks of a refusing hook.
     unsafe {
-        sys::srt_setrejectreason(ns, refusal as c_int);
+        lib.srt_setrejectreason(ns, refusal as c_int);
     }
     -1
 }

@@ -13,10 +13,10 @@ const LOG_WARNING: c_int = 4;
 const LOG_NOTICE: c_int = 5;
 const LOG_DEBUG: c_int = 7;
 
-/// Installs the global handler. libsrt calls it from its own threads while holding its logger
+/// Installs the global handler, once, when libsrt is loaded (`super::library::started`, after
+/// `main` set up tracing). libsrt calls it from its own threads while holding its logger
 /// mutex, so the handler only formats and hands the line to tracing.
-pub fn install() {
-    super::startup();
+pub(super) fn install(lib: &sys::Srt) {
     let level = if tracing::enabled!(target: "srt", tracing::Level::DEBUG) {
         LOG_DEBUG
     } else if tracing::enabled!(target: "srt", tracing::Level::INFO) {
@@ -31,9 +31,9 @@ pub fn install() {
     // SAFETY: the handler is a plain function with the exact SRT_LOG_HANDLER_FN signature and
     // needs no opaque data (null); the settings are global and set once at startup.
     unsafe {
-        sys::srt_setloghandler(std::ptr::null_mut(), Some(handler));
-        sys::srt_setlogflags(flags);
-        sys::srt_setloglevel(level);
+        lib.srt_setloghandler(std::ptr::null_mut(), Some(handler));
+        lib.srt_setlogflags(flags);
+        lib.srt_setloglevel(level);
     }
 }
 

@@ -3,7 +3,6 @@
 //! through the safe layer. Every wait happens in an `Epoll` with the caller's timeout.
 
 use super::epoll::{self, Epoll};
-use super::error::reject_reason_text;
 use super::options::{apply_post, apply_pre, DEFAULT_LATENCY};
 use super::server::directory::{Handoff, Registration};
 use super::uri::{Mode, SrtEndpoint};
@@ -175,7 +174,7 @@ impl Dialer {
         if sock.state() == SocketState::Connected {
             return Ok(Some((sock, remote)));
         }
-        let reason = reject_reason_text(sock.reject_reason());
+        let reason = sock.reject_reason_text();
         Err(LinkError::Connect(format!(
             "cannot connect to {ep}: {reason}"
         )))

@@ -51,9 +51,17 @@ pub struct Received {
     pub seq: u32,
 }
 
-#[derive(Debug)]
 pub struct Socket {
     raw: sys::SRTSOCKET,
+    /// The library the socket lives in: holding it is the proof libsrt was loaded and started
+    /// (`super::library`).
+    lib: &'static sys::Srt,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("raw", &self.raw).finish()
+    }
 }
 
 // SAFETY: an SRTSOCKET is an integer id into libsrt's global socket table, which libsrt guards
@@ -62,14 +70,16 @@ pub struct Socket {
 unsafe impl Send for Socket {}
 
 impl Socket {
+    /// A new socket; loads and starts libsrt first if this is the process's first SRT use (a
+    /// failure to load is this call's error).
     pub fn new() -> Result<Socket> {
-        super::startup();
+        let lib = super::library::started()?;
         // SAFETY: creates a new socket in libsrt's table; no pointers involved.
-        let raw = unsafe { sys::srt_create_socket() };
+        let raw = unsafe { lib.srt_create_socket() };
         if raw == sys::SRT_INVALID_SOCK {
-            return Err(Error::last("srt_create_socket"));
+            return Err(Error::last(lib, "srt_create_socket"));
         }
-        Ok(Socket { raw })
+        Ok(Socket { raw, lib })
     }
 
     pub fn id(&self) -> i32 {
@@ -77,8 +87,16 @@ impl Socket {
     }
 
     /// A socket libsrt lends us for the length of a callback: usable, never closed by us.
-    pub(super) fn borrowed(raw: sys::SRTSOCKET) -> mem::ManuallyDrop<Socket> {
-        mem::ManuallyDrop::new(Socket { raw })
+    pub(super) fn borrowed(
+        lib: &'static sys::Srt,
+        raw: sys::SRTSOCKET,
+    ) -> mem::ManuallyDrop<Socket> {
+        mem::ManuallyDrop::new(Socket { raw, lib })
+    }
+
+    /// The library this socket lives in, for the wrappers that own its other handles.
+    pub(super) fn lib(&self) -> &'static sys::Srt {
+        self.lib
     }
 
     /// Reads a string option (`SRTO_STREAMID`: at most 512 bytes), lossily as UTF-8.
@@ -88,9 +106,10 @@ impl Socket {
         // SAFETY: buf and len describe a writable buffer; libsrt writes at most `len` bytes
         // and sets `len` to the length written.
         let rc = unsafe {
-            sys::srt_getsockflag(self.raw, opt, buf.as_mut_ptr() as *mut c_void, &mut len)
+            self.lib
+                .srt_getsockflag(self.raw, opt, buf.as_mut_ptr() as *mut c_void, &mut len)
         };
-        check(rc, name)?;
+        check(self.lib, rc, name)?;
         let len = usize::try_from(len).unwrap_or(0).min(buf.len());
         let text = &buf[..len];
         // Some versions count the terminating NUL.
@@ -136,12 +155,14 @@ impl Socket {
             .map_err(|_| Error::new(name, ErrorKind::InvalidArgument, "option value too long"))?;
         // SAFETY: `ptr` points at `len` readable bytes owned by the caller for this call;
         // libsrt copies the value before returning.
-        let rc = unsafe { sys::srt_setsockflag(self.raw, opt, ptr, len) };
-        check(rc, "srt_setsockflag").map(drop).map_err(|mut e| {
-            // Name the option, not its value: values may be secrets.
-            e.function = name;
-            e
-        })
+        let rc = unsafe { self.lib.srt_setsockflag(self.raw, opt, ptr, len) };
+        check(self.lib, rc, "srt_setsockflag")
+            .map(drop)
+            .map_err(|mut e| {
+                // Name the option, not its value: values may be secrets.
+                e.function = name;
+                e
+            })
     }
 
     pub fn get_i32(&self, opt: sys::SRT_SOCKOPT, name: &'static str) -> Result<i32> {
@@ -149,14 +170,14 @@ impl Socket {
         let mut len = mem::size_of::<i32>() as c_int;
         // SAFETY: value and len are valid for writes of the sizes given.
         let rc = unsafe {
-            sys::srt_getsockflag(
+            self.lib.srt_getsockflag(
                 self.raw,
                 opt,
                 &mut value as *mut i32 as *mut c_void,
                 &mut len,
             )
         };
-        check(rc, name)?;
+        check(self.lib, rc, name)?;
         Ok(value)
     }
 
@@ -164,18 +185,23 @@ impl Socket {
         let (storage, len) = to_sockaddr(addr);
         // SAFETY: storage holds a valid sockaddr_in/in6 of `len` bytes for the call's duration.
         let rc = unsafe {
-            sys::srt_bind(
+            self.lib.srt_bind(
                 self.raw,
                 &storage as *const libc::sockaddr_storage as *const sys::sockaddr,
                 len,
             )
         };
-        check(rc, "srt_bind").map(drop)
+        check(self.lib, rc, "srt_bind").map(drop)
     }
 
     pub fn listen(&self, backlog: i32) -> Result<()> {
         // SAFETY: plain call on an owned socket id.
-        check(unsafe { sys::srt_listen(self.raw, backlog) }, "srt_listen").map(drop)
+        check(
+            self.lib,
+            unsafe { self.lib.srt_listen(self.raw, backlog) },
+            "srt_listen",
+        )
+        .map(drop)
     }
 
     /// Accepts a pending connection; `None` when there is none (the listener is non-blocking).
@@ -185,21 +211,24 @@ impl Socket {
         let mut len = mem::size_of::<libc::sockaddr_storage>() as c_int;
         // SAFETY: storage/len describe a writable buffer large enough for any address.
         let raw = unsafe {
-            sys::srt_accept(
+            self.lib.srt_accept(
                 self.raw,
                 &mut storage as *mut libc::sockaddr_storage as *mut sys::sockaddr,
                 &mut len,
             )
         };
         if raw == sys::SRT_INVALID_SOCK {
-            let e = Error::last("srt_accept");
+            let e = Error::last(self.lib, "srt_accept");
             return if e.kind == ErrorKind::WouldBlock {
                 Ok(None)
             } else {
                 Err(e)
             };
         }
-        Ok(Some((Socket { raw }, from_sockaddr(&storage))))
+        Ok(Some((
+            Socket { raw, lib: self.lib },
+            from_sockaddr(&storage),
+        )))
     }
 
     /// Starts a connection; with `SRTO_RCVSYN` off it returns at once and completion is
@@ -208,18 +237,18 @@ impl Socket {
         let (storage, len) = to_sockaddr(addr);
         // SAFETY: as in bind.
         let rc = unsafe {
-            sys::srt_connect(
+            self.lib.srt_connect(
                 self.raw,
                 &storage as *const libc::sockaddr_storage as *const sys::sockaddr,
                 len,
             )
         };
-        check(rc, "srt_connect").map(drop)
+        check(self.lib, rc, "srt_connect").map(drop)
     }
 
     pub fn state(&self) -> SocketState {
         // SAFETY: plain call on a socket id; unknown ids report SRTS_NONEXIST.
-        match unsafe { sys::srt_getsockstate(self.raw) } {
+        match unsafe { self.lib.srt_getsockstate(self.raw) } {
             sys::SRTS_INIT => SocketState::Init,
             sys::SRTS_OPENED => SocketState::Opened,
             sys::SRTS_LISTENING => SocketState::Listening,
@@ -234,7 +263,12 @@ impl Socket {
 
     pub fn reject_reason(&self) -> i32 {
         // SAFETY: plain call on a socket id.
-        unsafe { sys::srt_getrejectreason(self.raw) }
+        unsafe { self.lib.srt_getrejectreason(self.raw) }
+    }
+
+    /// libsrt's text for this socket's handshake rejection reason.
+    pub fn reject_reason_text(&self) -> String {
+        super::error::reject_reason_text(self.lib, self.reject_reason())
     }
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
@@ -243,7 +277,7 @@ impl Socket {
         let mut len = mem::size_of::<libc::sockaddr_storage>() as c_int;
         // SAFETY: storage/len describe a writable buffer large enough for any address.
         let rc = unsafe {
-            sys::srt_getpeername(
+            self.lib.srt_getpeername(
                 self.raw,
                 &mut storage as *mut libc::sockaddr_storage as *mut sys::sockaddr,
                 &mut len,
@@ -251,7 +285,7 @@ impl Socket {
         };
         if rc == sys::SRT_ERROR {
             // SAFETY: clear the error we just caused; nobody else needs it.
-            unsafe { sys::srt_clearlasterror() };
+            unsafe { self.lib.srt_clearlasterror() };
             return None;
         }
         from_sockaddr(&storage)
@@ -261,7 +295,7 @@ impl Socket {
     /// whose `srctime` is earlier.
     pub fn connection_time(&self) -> i64 {
         // SAFETY: plain call on a socket id.
-        unsafe { sys::srt_connection_time(self.raw) }
+        unsafe { self.lib.srt_connection_time(self.raw) }
     }
 
     /// Receives one message; `Ok(None)` when nothing is ready. Returns the length and the
@@ -272,13 +306,15 @@ impl Socket {
 
     /// Receives one message with what libsrt says about it; `Ok(None)` when nothing is ready.
     pub fn recv_msg(&self, buf: &mut [u8]) -> Result<Option<Received>> {
-        let mut mctrl = msgctrl();
+        let mut mctrl = msgctrl(self.lib);
         let len = c_int::try_from(buf.len()).unwrap_or(c_int::MAX);
         // SAFETY: buf is writable for `len` bytes; mctrl is a valid, initialised struct.
-        let rc =
-            unsafe { sys::srt_recvmsg2(self.raw, buf.as_mut_ptr() as *mut _, len, &mut mctrl) };
+        let rc = unsafe {
+            self.lib
+                .srt_recvmsg2(self.raw, buf.as_mut_ptr() as *mut _, len, &mut mctrl)
+        };
         if rc == sys::SRT_ERROR {
-            let e = Error::last("srt_recvmsg2");
+            let e = Error::last(self.lib, "srt_recvmsg2");
             return if e.kind == ErrorKind::WouldBlock {
                 Ok(None)
             } else {
@@ -296,7 +332,7 @@ impl Socket {
     /// Sends one message with the given source time (0 = now). `Ok(false)` when the send buffer
     /// is full (non-blocking socket): the caller drops and counts.
     pub fn send(&self, data: &[u8], src_time_us: i64) -> Result<bool> {
-        let mut mctrl = msgctrl();
+        let mut mctrl = msgctrl(self.lib);
         mctrl.srctime = src_time_us;
         let len = c_int::try_from(data.len()).map_err(|_| {
             Error::new(
@@ -306,9 +342,12 @@ impl Socket {
             )
         })?;
         // SAFETY: data is readable for `len` bytes; libsrt copies it into its send buffer.
-        let rc = unsafe { sys::srt_sendmsg2(self.raw, data.as_ptr() as *const _, len, &mut mctrl) };
+        let rc = unsafe {
+            self.lib
+                .srt_sendmsg2(self.raw, data.as_ptr() as *const _, len, &mut mctrl)
+        };
         if rc == sys::SRT_ERROR {
-            let e = Error::last("srt_sendmsg2");
+            let e = Error::last(self.lib, "srt_sendmsg2");
             return if e.kind == ErrorKind::WouldBlock {
                 Ok(false)
             } else {
@@ -322,8 +361,8 @@ impl Socket {
     pub fn stats(&self) -> Result<Stats> {
         let mut perf = sys::SRT_TRACEBSTATS::default();
         // SAFETY: perf is a valid, writable SRT_TRACEBSTATS.
-        let rc = unsafe { sys::srt_bistats(self.raw, &mut perf, 1, 1) };
-        check(rc, "srt_bistats")?;
+        let rc = unsafe { self.lib.srt_bistats(self.raw, &mut perf, 1, 1) };
+        check(self.lib, rc, "srt_bistats")?;
         let count = |v: i32| u64::try_from(v).unwrap_or(0);
         Ok(Stats {
             rtt_ms: perf.msRTT,
@@ -346,10 +385,10 @@ impl Socket {
     pub fn buffered_packets(&self) -> i32 {
         let mut perf = sys::SRT_TRACEBSTATS::default();
         // SAFETY: perf is a valid, writable SRT_TRACEBSTATS.
-        let rc = unsafe { sys::srt_bistats(self.raw, &mut perf, 0, 1) };
+        let rc = unsafe { self.lib.srt_bistats(self.raw, &mut perf, 0, 1) };
         if rc == sys::SRT_ERROR {
             // SAFETY: clear the error we just caused; nobody else needs it.
-            unsafe { sys::srt_clearlasterror() };
+            unsafe { self.lib.srt_clearlasterror() };
             return 0;
         }
         perf.pktRcvBuf
@@ -360,7 +399,7 @@ impl Socket {
     pub fn close(mut self) -> Result<()> {
         let raw = mem::replace(&mut self.raw, sys::SRT_INVALID_SOCK);
         // SAFETY: raw is a socket we own and have not closed; `self` no longer refers to it.
-        check(unsafe { sys::srt_close(raw) }, "srt_close").map(drop)
+        check(self.lib, unsafe { self.lib.srt_close(raw) }, "srt_close").map(drop)
     }
 }
 
@@ -369,17 +408,17 @@ impl Drop for Socket {
         if self.raw != sys::SRT_INVALID_SOCK {
             // SAFETY: we own the id and close it exactly once; errors have nowhere to go.
             unsafe {
-                sys::srt_close(self.raw);
-                sys::srt_clearlasterror();
+                self.lib.srt_close(self.raw);
+                self.lib.srt_clearlasterror();
             }
         }
     }
 }
 
-fn msgctrl() -> sys::SRT_MSGCTRL {
+fn msgctrl(lib: &sys::Srt) -> sys::SRT_MSGCTRL {
     let mut m = sys::SRT_MSGCTRL::default();
     // SAFETY: m is a valid SRT_MSGCTRL; srt_msgctrl_init fills in libsrt's defaults.
-    unsafe { sys::srt_msgctrl_init(&mut m) };
+    unsafe { lib.srt_msgctrl_init(&mut m) };
     m
 }
 
