@@ -14,8 +14,31 @@
 # Run it after a toolchain or dependency update, or a change that renames much of the packet
 # path: names that no longer exist are skipped by the linker, so a stale list costs memory,
 # not correctness. Needs valgrind, srt-tools, rist-tools, ffmpeg, curl.
+#
+# `hot-symbols.sh --check BINARY` checks a release binary against the list instead: most listed
+# functions exist in it (the list is not stale) and they sit together at the start of its code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --check ]; then
+  exec python3 - "$2" stream-relay/hot-symbols.txt <<'EOF'
+import subprocess, sys
+binary, listing = sys.argv[1], sys.argv[2]
+listed = {l.strip() for l in open(listing) if l.strip() and not l.startswith("#")}
+spans = {}
+for line in subprocess.run(["nm", "-S", "--defined-only", binary], capture_output=True,
+                           text=True, check=True).stdout.splitlines():
+    f = line.split()
+    if len(f) == 4 and f[2] in "tT" and f[3] in listed:
+        spans[int(f[0], 16)] = int(f[1], 16)
+size = sum(spans.values())
+span = max(a + s for a, s in spans.items()) - min(spans) if spans else 0
+print(f"{binary}: {len(spans)} of {len(listed)} listed functions, {size} bytes, laid out over {span}")
+if len(spans) < 0.9 * len(listed):
+    sys.exit("hot-symbols.txt is stale for this build: run scripts/hot-symbols.sh")
+if span > 1.1 * size:
+    sys.exit("the listed functions are not laid out together: was the symbol ordering applied?")
+EOF
+fi
 cargo build --release -q -p stream-relay
 bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/stream-relay")
 work=$(mktemp -d)
