@@ -1,5 +1,5 @@
 """Helpers shared by the bench/ scripts: free ports, a paced test-stream sender, /proc readings."""
-import os, socket, time
+import os, socket, struct, time
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -25,22 +25,31 @@ def free_port(pair=False):
         s.close()
 
 
-def send_paced(port, mbps, stop, seconds=None):
+def send_paced(port, mbps, stop=None, seconds=None, numbered=False, burst_ms=0):
     """1316-byte datagrams of 7 TS-sync'd packets to 127.0.0.1:port at mbps, until stop is set
-    (or seconds have passed)."""
+    (or seconds have passed). With numbered, each carries its sequence number (big-endian u64 at
+    byte 4); with burst_ms, each burst_ms's packets go back to back (as an encoder sends a
+    frame). Returns how many were sent."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     pkt = bytearray(1316)
     for k in range(7):
         pkt[k * 188] = 0x47
     pps = mbps * 1e6 / 8 / 1316
+    burst = burst_ms / 1000
     t0 = time.time()
     i = 0
-    while not stop.is_set() and (seconds is None or time.time() - t0 < seconds):
+    while not (stop and stop.is_set()) and (seconds is None or time.time() - t0 < seconds):
+        if numbered:
+            struct.pack_into("!Q", pkt, 4, i)
         s.sendto(pkt, ("127.0.0.1", port))
         i += 1
-        d = t0 + i / pps - time.time()
+        due = i / pps
+        if burst:
+            due = (due // burst) * burst
+        d = t0 + due - time.time()
         if d > 0:
             time.sleep(d)
+    return i
 
 
 def cpu_seconds(pid):

@@ -16,33 +16,10 @@ environment."""
 import argparse, os, signal, socket, struct, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import cpu_seconds, free_port, status_kb  # noqa: E402
+from benchlib import cpu_seconds, free_port, send_paced, status_kb  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def send_numbered(port, mbps, secs, out, burst_ms=0):
-    """1316-byte datagrams (7 TS packets) carrying a sequence number, paced at mbps; with
-    burst_ms, each burst_ms's packets go back to back (as an encoder sends a frame)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    pkt = bytearray(1316)
-    for k in range(7):
-        pkt[k * 188] = 0x47
-    pps = mbps * 1e6 / 8 / 1316
-    t0 = time.time()
-    i = 0
-    while time.time() - t0 < secs:
-        struct.pack_into("!Q", pkt, 4, i)
-        s.sendto(pkt, ("127.0.0.1", port))
-        i += 1
-        due = i / pps
-        if burst_ms:
-            due = (due // (burst_ms / 1000)) * (burst_ms / 1000)
-        d = t0 + due - time.time()
-        if d > 0:
-            time.sleep(d)
-    out["sent"] = i
 
 
 def receive_numbered(sock, stop, out):
@@ -149,13 +126,12 @@ def main():
     got = {}
     rx = threading.Thread(target=receive_numbered, args=(sink, stop, got))
     rx.start()
-    sent = {}
     # The sender runs in a child process so the receiver's GIL does not disturb its pacing.
     pid = os.fork()
     if pid == 0:
-        send_numbered(src, a.mbps, a.secs, sent, a.burst_ms)
+        sent = send_paced(src, a.mbps, seconds=a.secs, numbered=True, burst_ms=a.burst_ms)
         with open(os.path.join(logs, "sent"), "w") as f:
-            f.write(str(sent["sent"]))
+            f.write(str(sent))
         os._exit(0)
 
     t0 = time.time()
