@@ -463,8 +463,7 @@ pub fn run(
     started: Instant,
     until: Option<Until>,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .thread_name("http")
         .enable_all()
         .build()
