@@ -54,9 +54,9 @@ RUN find /src -path /src/target -prune -o -type f -exec touch {} + \
  && cargo build --release --locked -p stream-relay \
  && install -D -m 0755 target/release/stream-relay /out/stream-relay
 
-# Runtime stage: only the shared libraries the binary links or opens (librist linked; libsrt with
-# OpenSSL opened at run time by the first SRT route; and what they pull in: libssl3, libstdc++6,
-# libmbedcrypto7, libcjson1).
+# Runtime stage: only the shared libraries the binary opens (libsrt with OpenSSL and librist,
+# each at run time by the first route of its protocol) and what they pull in: libssl3,
+# libstdc++6, libmbedcrypto7, libcjson1.
 FROM debian:bookworm-slim AS runtime
 
 # Same reason as above for not pinning Debian versions.

@@ -234,10 +234,10 @@ nofile=65536; nproc=4096
 # still run below with `podman healthcheck run`.
 RUN=("${PODMAN[@]}" run --rm --no-healthcheck --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
 
-# ldd on the binary and on the libraries the image ships for it. The binary links librist;
-# libsrt it opens at run time (dlopen, the first time something uses SRT), so ldd on the binary
-# does not show it: ldd on the libsrt ldconfig finds checks its own libraries (libcrypto,
-# libstdc++), and `--version`, which opens it, checks the binary finds and loads it.
+# ldd on the binary and on the libraries the image ships for it. The binary opens libsrt and
+# librist at run time (dlopen, the first time something uses SRT or RIST), so ldd on the binary
+# does not show them: ldd on the libraries ldconfig finds checks their own (libcrypto,
+# libstdc++, mbedcrypto), and `--version`, which opens both, checks the binary loads them.
 # shellcheck disable=SC2016 # expanded by the container's shell, not here
 ldd_out="$("${RUN[@]}" --entrypoint /bin/bash "$IMAGE" -c '
   set -e
@@ -253,6 +253,7 @@ check "--version runs" "${RUN[@]}" "$IMAGE" --version
 version_out="$("${RUN[@]}" "$IMAGE" --version 2>&1 || true)"
 while IFS= read -r line; do echo "    $line"; done <<<"$version_out"
 check "the binary loads libsrt" grep -q '^libsrt [0-9]' <<<"$version_out"
+check "the binary loads librist" grep -q '^librist [0-9]' <<<"$version_out"
 
 # A real route on host networking (how the README says to run it), on free high ports, with
 # the restrictions the Kubernetes manifest sets (read-only root, no capabilities, no privilege

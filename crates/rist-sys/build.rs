@@ -1,7 +1,8 @@
-//! Finds librist with pkg-config and generates its bindings with bindgen.
+//! Finds librist with pkg-config and generates its bindings with bindgen, as a table of
+//! functions opened at run time (`Rist`) rather than linked: see src/lib.rs for why.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const MIN_VERSION: &str = "0.2.7";
 
@@ -11,8 +12,11 @@ fn main() {
     // APIs newer than Debian bookworm's 0.2.7 are gated behind this cfg.
     println!("cargo:rustc-check-cfg=cfg(rist_0_2_8)");
 
+    // The probe gives headers and the version; `cargo_metadata(false)`: no link flags, since
+    // nothing links librist (src/lib.rs opens it).
     let lib = match pkg_config::Config::new()
         .atleast_version(MIN_VERSION)
+        .cargo_metadata(false)
         .probe("librist")
     {
         Ok(lib) => lib,
@@ -26,6 +30,7 @@ fn main() {
     if version_at_least(&lib.version, (0, 2, 8)) {
         println!("cargo:rustc-cfg=rist_0_2_8");
     }
+    println!("cargo:rustc-env=RIST_SYS_SONAME={}", soname(&lib));
 
     let mut builder = bindgen::Builder::default()
         .header("wrapper.h")
@@ -39,6 +44,10 @@ fn main() {
         .prepend_enum_name(false)
         .derive_default(true)
         .layout_tests(false)
+        // Functions become fields of `Rist`, resolved by dlsym when the library is opened; with
+        // require_all a missing symbol fails the open instead of a later call.
+        .dynamic_library_name("Rist")
+        .dynamic_link_require_all(true)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
     for path in &lib.include_paths {
         builder = builder.clang_arg(format!("-I{}", path.display()));
@@ -50,6 +59,32 @@ fn main() {
     bindings
         .write_to_file(out.join("bindings.rs"))
         .expect("writing bindings.rs into OUT_DIR");
+}
+
+/// The file to open: librist's soname, which its version does not give (0.2.7 is
+/// `librist.so.4`). The development link `librist.so`, which the -dev package installs next to
+/// the library, points at it.
+fn soname(lib: &pkg_config::Library) -> String {
+    let libdir = pkg_config::get_variable("librist", "libdir").unwrap_or_default();
+    let dirs = lib
+        .link_paths
+        .iter()
+        .map(PathBuf::as_path)
+        .chain([Path::new(&libdir)]);
+    for dir in dirs {
+        let link = dir.join("librist.so");
+        println!("cargo:rerun-if-changed={}", link.display());
+        if let Ok(target) = std::fs::read_link(&link) {
+            if let Some(name) = target.file_name().and_then(|n| n.to_str()) {
+                return name.to_owned();
+            }
+        }
+    }
+    panic!(
+        "\n\nrist-sys: cannot tell librist's soname: no symbolic link librist.so -> librist.so.N \
+         in {libdir:?} or pkg-config's library paths {:?}\n",
+        lib.link_paths
+    )
 }
 
 fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {

@@ -128,18 +128,19 @@ const RIST_EXAMPLES: &str = "Examples:
   # Simple profile (even ports; port + 1 carries RTCP)
   stream-relay rist --profile simple -i 'rist://@0.0.0.0:8000' -o 'rist://127.0.0.1:8002'";
 
-/// `--version`: ours and the versions of the C libraries actually loaded. libsrt is opened for
-/// it (it is not otherwise, without SRT routes), so this is built only when asked for.
+/// `--version`: ours and the versions of the C libraries actually loaded. Both are opened for
+/// it (they are not otherwise, without routes of their protocol), so this is built only when
+/// asked for.
 fn long_version() -> String {
     let libsrt = match srt::version() {
         Ok((major, minor, patch)) => format!("libsrt {major}.{minor}.{patch}"),
         Err(e) => format!("libsrt not loaded: {e}"),
     };
-    format!(
-        "{}\n{libsrt}\nlibrist {}",
-        env!("CARGO_PKG_VERSION"),
-        rist::version()
-    )
+    let librist = match rist::version() {
+        Ok(v) => format!("librist {v}"),
+        Err(e) => format!("librist not loaded: {e}"),
+    };
+    format!("{}\n{libsrt}\n{librist}", env!("CARGO_PKG_VERSION"))
 }
 
 /// The command line. A `long_version` attribute would be built on every run, and building it
@@ -280,25 +281,31 @@ fn main() -> ExitCode {
     }
     install_panic_hook();
 
-    if rist::version_triple() < rist::MIN_VERSION {
-        tracing::error!(librist = %rist::version(), "librist is older than 0.2.7");
-        return ExitCode::from(EXIT_RUNTIME);
-    }
-    // libsrt is opened when something first needs it (a route, output or server added later
-    // opens it then, and a failure is that route's error). When the configuration already
-    // uses SRT, open it now, so that a missing or unusable libsrt stops the relay at once.
-    let uses_srt = match &cli.command {
-        Command::Srt(_) | Command::Demo(_) => true,
-        Command::Rist(_) | Command::Udp(_) => spec.as_ref().is_some_and(RouteSpec::uses_srt),
-        Command::Run(_) => {
-            matches!(&startup, Some(Startup::Config { plan, .. }) if plan.uses_srt())
+    // libsrt and librist are opened when something first needs them (a route, output or
+    // server added later opens them then, and a failure is that route's error). What the
+    // configuration already uses is opened now, so that a missing or unusable library stops
+    // the relay at once.
+    let uses = |transport: &str| match &cli.command {
+        Command::Srt(_) | Command::Demo(_) if transport == "srt" => true,
+        Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => {
+            spec.as_ref().is_some_and(|s| s.uses(transport))
         }
-        Command::Health => false,
+        Command::Run(_) => {
+            matches!(&startup, Some(Startup::Config { plan, .. }) if plan.uses(transport))
+        }
+        Command::Demo(_) | Command::Health => false,
     };
-    if uses_srt {
+    if uses("srt") {
         if let Err(e) = srt::startup() {
             tracing::error!(error = %e, "cannot use libsrt");
             eprintln!("stream-relay: error: cannot use libsrt: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
+    if uses("rist") {
+        if let Err(e) = rist::startup() {
+            tracing::error!(error = %e, "cannot use librist");
+            eprintln!("stream-relay: error: cannot use librist: {e}");
             return ExitCode::from(EXIT_RUNTIME);
         }
     }
@@ -306,7 +313,8 @@ fn main() -> ExitCode {
         || "not loaded".to_owned(),
         |(major, minor, patch)| format!("{major}.{minor}.{patch}"),
     );
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %libsrt, librist = %rist::version(), "stream-relay starting");
+    let librist = rist::loaded_version().unwrap_or_else(|| "not loaded".to_owned());
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), libsrt = %libsrt, librist = %librist, "stream-relay starting");
 
     let code = match cli.command {
         Command::Srt(_) | Command::Rist(_) | Command::Udp(_) => run(
@@ -463,6 +471,9 @@ pub fn run(
     started: Instant,
     until: Option<Until>,
 ) -> ExitCode {
+    // One thread: packets never pass through the runtime, and its HTTP and control work is
+    // short (what blocks goes to the blocking pool). The multi-thread scheduler cost two more
+    // threads and, through its use of `pow`, libm: 0.6 MB resident in a RIST-only process.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .thread_name("http")
         .enable_all()

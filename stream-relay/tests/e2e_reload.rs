@@ -311,12 +311,26 @@ fn a_bad_file_or_an_open_api_refuses_to_start() {
 /// and the relay and its other routes go on.
 #[test]
 fn libsrt_is_loaded_by_the_first_srt_route() {
-    let dir = TempDir::new("lazy-srt");
+    loaded_by_the_first_route("libsrt", "libsrt.so.1.5", |port| {
+        format!("srt://127.0.0.1:{port}?mode=listener")
+    });
+}
+
+/// The same for librist (and mbedcrypto and cJSON with it).
+#[test]
+fn librist_is_loaded_by_the_first_rist_route() {
+    loaded_by_the_first_route("librist", "librist.so.4", |port| {
+        format!("rist://@127.0.0.1:{port}")
+    });
+}
+
+fn loaded_by_the_first_route(library: &str, soname: &str, input: impl Fn(u16) -> String) {
+    let dir = TempDir::new(&format!("lazy-{library}"));
     let cfg = dir.0.join("relay.toml");
     // Found first through LD_LIBRARY_PATH, and not a library: dlopen refuses it.
     let broken = dir.0.join("lib");
     std::fs::create_dir_all(&broken).expect("lib dir");
-    std::fs::write(broken.join("libsrt.so.1.5"), "not a library").expect("fake libsrt");
+    std::fs::write(broken.join(soname), "not a library").expect("fake library");
     let broken = broken.to_str().expect("utf-8 path").to_owned();
     for env in [vec![], vec![("LD_LIBRARY_PATH", broken.as_str())]] {
         let loads = env.is_empty();
@@ -325,9 +339,9 @@ fn libsrt_is_loaded_by_the_first_srt_route() {
             "[[route]]\nname = \"plain\"\ninput = \"udp://127.0.0.1:{udp_in}\"\noutputs = [\"udp://127.0.0.1:{}\"]\n",
             sink.port
         );
-        let with_srt = format!(
-            "{plain}\n[[route]]\nname = \"cam\"\ninput = \"srt://127.0.0.1:{}?mode=listener\"\noutputs = [\"udp://127.0.0.1:{}\"]\n",
-            free_port(),
+        let with_it = format!(
+            "{plain}\n[[route]]\nname = \"cam\"\ninput = \"{}\"\noutputs = [\"udp://127.0.0.1:{}\"]\n",
+            input(free_port()),
             free_port()
         );
         write(&cfg, &plain);
@@ -337,31 +351,36 @@ fn libsrt_is_loaded_by_the_first_srt_route() {
                 .expect("the relay's maps")
         };
         assert!(
-            relay.logs().contains(r#""libsrt":"not loaded""#),
-            "the starting line says libsrt is not loaded:\n{}",
+            relay
+                .logs()
+                .contains(&format!(r#""{library}":"not loaded""#)),
+            "the starting line says {library} is not loaded:\n{}",
             relay.logs()
         );
         assert!(
-            !maps().contains("libsrt"),
-            "libsrt mapped without SRT routes"
+            !maps().contains(library),
+            "{library} mapped without a route that uses it"
         );
 
-        write(&cfg, &with_srt);
+        write(&cfg, &with_it);
         hup(&relay);
         wait_log(&relay, "configuration applied", 1);
         if loads {
-            wait_log(&relay, "libsrt loaded", 1);
-            assert!(maps().contains("libsrt.so"), "an SRT route loads libsrt");
+            wait_log(&relay, &format!("{library} loaded"), 1);
+            assert!(
+                maps().contains(&format!("{library}.so")),
+                "a route that uses {library} loads it"
+            );
             assert!(
                 http_get(relay.http, "/health").is_some_and(|(code, _)| code == 200),
                 "{}",
                 relay.logs()
             );
         } else {
-            wait_log(&relay, "cannot load libsrt.so.1.5", 1);
+            wait_log(&relay, &format!("cannot load {soname}"), 1);
             assert!(
                 relay.logs().contains("route 'cam': "),
-                "the SRT route fails, alone:\n{}",
+                "the route that needs {library} fails, alone:\n{}",
                 relay.logs()
             );
         }

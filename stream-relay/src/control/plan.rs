@@ -78,9 +78,10 @@ impl OutputPlan {
 }
 
 impl Plan {
-    /// Whether anything in the plan is SRT: a shared listener, or a side of a route.
-    pub fn uses_srt(&self) -> bool {
-        !self.servers.is_empty() || self.routes.iter().any(|r| r.spec().uses_srt())
+    /// Whether a route or a shared listener (SRT) speaks `transport`.
+    pub fn uses(&self, transport: &str) -> bool {
+        (transport == "srt" && !self.servers.is_empty())
+            || self.routes.iter().any(|r| r.spec().uses(transport))
     }
 }
 

@@ -57,8 +57,9 @@ pub struct SenderTotals {
     pub quality: Option<f64>,
 }
 
-#[derive(Default)]
 pub struct Shared {
+    /// To free the statistics librist hands over.
+    lib: &'static sys::Rist,
     events: Mutex<Vec<StatusEvent>>,
     receiver: Mutex<ReceiverTotals>,
     sender: Mutex<SenderTotals>,
@@ -67,6 +68,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub fn new(lib: &'static sys::Rist) -> Shared {
+        Shared {
+            lib,
+            events: Mutex::default(),
+            receiver: Mutex::default(),
+            sender: Mutex::default(),
+            feedback: Mutex::default(),
+        }
+    }
+
     pub fn drain_events(&self, out: &mut Vec<StatusEvent>) {
         out.append(&mut self.events.lock().unwrap_or_else(|p| p.into_inner()));
     }
@@ -121,28 +132,26 @@ pub(super) unsafe extern "C" fn status(
 
 /// The statistics callback; `arg` is the `Shared` of the context.
 pub(super) unsafe extern "C" fn stats(arg: *mut c_void, stats: *const sys::rist_stats) -> c_int {
-    if stats.is_null() {
+    if stats.is_null() || arg.is_null() {
         return 0;
     }
-    if !arg.is_null() {
-        // SAFETY: as in `status`: the context outlives every callback it registered.
-        let shared = unsafe { &*(arg as *const Shared) };
-        // SAFETY: librist passes a valid stats container for the duration of the call; the
-        // union member read is the one stats_type names.
-        let copied = unsafe {
-            match (*stats).stats_type {
-                sys::RIST_STATS_RECEIVER_FLOW => Copied::Receiver((*stats).stats.receiver_flow),
-                sys::RIST_STATS_SENDER_PEER => Copied::Sender((*stats).stats.sender_peer),
-                _ => Copied::Nothing,
-            }
-        };
-        if std::panic::catch_unwind(|| accumulate(shared, &copied)).is_err() {
-            CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: as in `status`: the context outlives every callback it registered.
+    let shared = unsafe { &*(arg as *const Shared) };
+    // SAFETY: librist passes a valid stats container for the duration of the call; the union
+    // member read is the one stats_type names.
+    let copied = unsafe {
+        match (*stats).stats_type {
+            sys::RIST_STATS_RECEIVER_FLOW => Copied::Receiver((*stats).stats.receiver_flow),
+            sys::RIST_STATS_SENDER_PEER => Copied::Sender((*stats).stats.sender_peer),
+            _ => Copied::Nothing,
         }
+    };
+    if std::panic::catch_unwind(|| accumulate(shared, &copied)).is_err() {
+        CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
     }
     // SAFETY: the container is ours to free, once, and is not used after.
     unsafe {
-        sys::rist_stats_free(stats);
+        shared.lib.rist_stats_free(stats);
     }
     0
 }

@@ -22,16 +22,17 @@ impl PeerConfig {
         let c_url = CString::new(url.expose()).map_err(|_| {
             Error::new("rist_parse_address2", -1).with_detail("the URI contains a NUL byte")
         })?;
+        let lib = super::library::started()?;
         let _guard = PARSE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut ptr: *mut sys::rist_peer_config = std::ptr::null_mut();
         // SAFETY: c_url is a valid C string for the call; with *ptr null librist allocates a
         // configuration and hands it to us. PARSE_LOCK serialises the strtok inside.
-        let rc = unsafe { sys::rist_parse_address2(c_url.as_ptr(), &mut ptr) };
+        let rc = unsafe { lib.rist_parse_address2(c_url.as_ptr(), &mut ptr) };
         if rc != 0 || ptr.is_null() {
             if !ptr.is_null() {
                 // SAFETY: ptr came from rist_parse_address2 and is freed exactly once.
                 unsafe {
-                    sys::rist_peer_config_free2(&mut ptr);
+                    lib.rist_peer_config_free2(&mut ptr);
                 }
             }
             return Err(Error::new("rist_parse_address2", rc.min(-1))
@@ -42,7 +43,7 @@ impl PeerConfig {
         let inner = Box::new(unsafe { *ptr });
         // SAFETY: as above; freed exactly once, and not used after.
         unsafe {
-            sys::rist_peer_config_free2(&mut ptr);
+            lib.rist_peer_config_free2(&mut ptr);
         }
         Ok(PeerConfig { inner })
     }

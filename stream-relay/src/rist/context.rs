@@ -18,6 +18,7 @@ pub enum Role {
 }
 
 pub struct Context {
+    lib: &'static sys::Rist,
     ctx: *mut sys::rist_ctx,
     role: Role,
     shared: Arc<Shared>,
@@ -52,19 +53,20 @@ const SENDER_MAX_JITTER_MS: i32 = 1;
 
 impl Context {
     pub fn new(role: Role, profile: Profile) -> Result<Context> {
-        let logging = super::log::settings();
+        let lib = super::library::started()?;
+        let logging = super::log::settings(lib);
         let mut ctx: *mut sys::rist_ctx = std::ptr::null_mut();
         // SAFETY: ctx is an out-pointer; logging is null or the process-wide settings that are
         // never freed.
         let rc = unsafe {
             match role {
                 Role::Receiver => {
-                    sys::rist_receiver_create(&mut ctx, profile_value(profile), logging)
+                    lib.rist_receiver_create(&mut ctx, profile_value(profile), logging)
                 }
-                Role::Sender => sys::rist_sender_create(
+                Role::Sender => lib.rist_sender_create(
                     &mut ctx,
                     profile_value(profile),
-                    sys::rist_flow_id_create(),
+                    lib.rist_flow_id_create(),
                     logging,
                 ),
             }
@@ -76,9 +78,10 @@ impl Context {
         if rc != 0 || ctx.is_null() {
             return Err(Error::new(function, rc.min(-1)));
         }
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new(lib));
         let callback_arg = Arc::into_raw(shared.clone());
         let context = Context {
+            lib,
             ctx,
             role,
             shared,
@@ -87,17 +90,17 @@ impl Context {
         let arg = callback_arg as *mut c_void;
         // SAFETY: ctx is valid; arg stays valid until Drop, after rist_destroy.
         check("rist_connection_status_callback_set", unsafe {
-            sys::rist_connection_status_callback_set(ctx, Some(callback::status), arg)
+            lib.rist_connection_status_callback_set(ctx, Some(callback::status), arg)
         })?;
         // SAFETY: as above.
         check("rist_stats_callback_set", unsafe {
-            sys::rist_stats_callback_set(ctx, STATS_INTERVAL_MS, Some(callback::stats), arg)
+            lib.rist_stats_callback_set(ctx, STATS_INTERVAL_MS, Some(callback::stats), arg)
         })?;
         if role == Role::Sender {
             // Read by the protocol thread when it starts: must precede rist_start.
             // SAFETY: ctx is a valid sender context that has not been started.
             check("rist_jitter_max_set", unsafe {
-                sys::rist_jitter_max_set(ctx, SENDER_MAX_JITTER_MS)
+                lib.rist_jitter_max_set(ctx, SENDER_MAX_JITTER_MS)
             })?;
         }
         if role == Role::Receiver {
@@ -105,7 +108,7 @@ impl Context {
             // change of default does not change our behaviour.
             // SAFETY: ctx is a valid receiver context.
             check("rist_receiver_nack_type_set", unsafe {
-                sys::rist_receiver_nack_type_set(ctx, sys::RIST_NACK_RANGE)
+                lib.rist_receiver_nack_type_set(ctx, sys::RIST_NACK_RANGE)
             })?;
         }
         Ok(context)
@@ -121,7 +124,10 @@ impl Context {
         let mut peer: *mut sys::rist_peer = std::ptr::null_mut();
         // SAFETY: ctx is valid; config points at a configuration we own for the call (librist
         // copies what it keeps); peer is an out-pointer.
-        let rc = unsafe { sys::rist_peer_create(self.ctx, &mut peer, &*config.inner) };
+        let rc = unsafe {
+            self.lib
+                .rist_peer_create(self.ctx, &mut peer, &*config.inner)
+        };
         if rc != 0 || peer.is_null() {
             return Err(Error::new("rist_peer_create", rc.min(-1)));
         }
@@ -137,7 +143,7 @@ impl Context {
         // SAFETY: peer belongs to this live context; the strings are valid for the call and
         // librist copies them; no verifier lookup (client side).
         check("rist_enable_eap_srp", unsafe {
-            sys::rist_enable_eap_srp(
+            self.lib.rist_enable_eap_srp(
                 peer.ptr,
                 user.as_ptr(),
                 pass.as_ptr(),
@@ -150,7 +156,7 @@ impl Context {
 
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: ctx is valid and started at most once.
-        check("rist_start", unsafe { sys::rist_start(self.ctx) })?;
+        check("rist_start", unsafe { self.lib.rist_start(self.ctx) })?;
         Ok(())
     }
 
@@ -160,12 +166,18 @@ impl Context {
         let mut block: *mut sys::rist_data_block = std::ptr::null_mut();
         // SAFETY: ctx is a valid, started receiver; block is an out-pointer that librist fills
         // with a block we own until rist_receiver_data_block_free2.
-        let rc = unsafe { sys::rist_receiver_data_read2(self.ctx, &mut block, timeout_ms) };
+        let rc = unsafe {
+            self.lib
+                .rist_receiver_data_read2(self.ctx, &mut block, timeout_ms)
+        };
         check("rist_receiver_data_read2", rc)?;
         if block.is_null() {
             Ok(None)
         } else {
-            Ok(Some(Block { ptr: block }))
+            Ok(Some(Block {
+                lib: self.lib,
+                ptr: block,
+            }))
         }
     }
 
@@ -184,7 +196,7 @@ impl Context {
             ..Default::default()
         };
         // SAFETY: ctx is a valid, started sender; librist copies the payload before returning.
-        let rc = unsafe { sys::rist_sender_data_write(self.ctx, &block) };
+        let rc = unsafe { self.lib.rist_sender_data_write(self.ctx, &block) };
         check("rist_sender_data_write", rc).map(|n| n as usize)
     }
 }
@@ -194,7 +206,7 @@ impl Drop for Context {
         // SAFETY: ctx is valid and destroyed once; rist_destroy stops librist's threads, so
         // no callback runs afterwards and the callback argument can be released.
         unsafe {
-            sys::rist_destroy(self.ctx);
+            self.lib.rist_destroy(self.ctx);
             drop(Arc::from_raw(self.callback_arg));
         }
     }
@@ -214,6 +226,7 @@ unsafe impl Send for Peer {}
 
 /// A block read from a receiver; freed on drop.
 pub struct Block {
+    lib: &'static sys::Rist,
     ptr: *mut sys::rist_data_block,
 }
 
@@ -255,7 +268,7 @@ impl Drop for Block {
         if !self.ptr.is_null() {
             // SAFETY: the block came from rist_receiver_data_read2 and is freed exactly once
             // (librist crashes on a null block, hence the check).
-            unsafe { sys::rist_receiver_data_block_free2(&mut self.ptr) }
+            unsafe { self.lib.rist_receiver_data_block_free2(&mut self.ptr) }
         }
     }
 }

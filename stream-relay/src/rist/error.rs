@@ -6,6 +6,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Error {
     pub function: &'static str,
+    /// librist's return code; 0 when librist did not answer (it could not be loaded).
     pub code: i32,
     /// Our own explanation where we know more than the code says.
     pub detail: Option<String>,
@@ -13,7 +14,10 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed (librist error {})", self.function, self.code)?;
+        write!(f, "{} failed", self.function)?;
+        if self.code != 0 {
+            write!(f, " (librist error {})", self.code)?;
+        }
         if let Some(d) = &self.detail {
             write!(f, ": {d}")?;
         }

@@ -23,7 +23,7 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 /// The settings to pass to `rist_receiver_create`/`rist_sender_create`. The first call decides
 /// the level from the tracing filter (target `rist`) and makes them global too, so that
 /// librist's URL parser logs through us instead of printing to stderr.
-pub(crate) fn settings() -> *mut sys::rist_logging_settings {
+pub(crate) fn settings(lib: &sys::Rist) -> *mut sys::rist_logging_settings {
     SETTINGS
         .get_or_init(|| {
             // librist's RIST_LOG_SIMULATE (100) injects packet loss: never go beyond DEBUG.
@@ -38,7 +38,7 @@ pub(crate) fn settings() -> *mut sys::rist_logging_settings {
             // SAFETY: with *ptr null, rist_logging_set allocates the settings and fills them;
             // the callback has the exact signature librist expects and needs no argument.
             let rc = unsafe {
-                sys::rist_logging_set(
+                lib.rist_logging_set(
                     &mut ptr,
                     level,
                     Some(handler),
@@ -50,7 +50,7 @@ pub(crate) fn settings() -> *mut sys::rist_logging_settings {
             if rc == 0 && !ptr.is_null() {
                 // SAFETY: ptr points at the settings just allocated, which are never freed.
                 unsafe {
-                    sys::rist_logging_set_global(ptr);
+                    lib.rist_logging_set_global(ptr);
                 }
             }
             Settings(if rc == 0 { ptr } else { std::ptr::null_mut() })

@@ -59,6 +59,7 @@ impl TransportRelay for RistEndpoint {
 /// destination port, which a sender stamps on every block.
 fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer, u16), LinkError> {
     let fatal = |what: &str, e: super::Error| LinkError::Fatal(format!("{what} {ep}: {e}"));
+    super::library::started().map_err(|e| fatal("cannot use librist for", e))?;
     if ep.listen {
         check_ports_free(ep)?;
     }

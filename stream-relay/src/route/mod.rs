@@ -83,11 +83,12 @@ pub struct RouteSpec {
 }
 
 impl RouteSpec {
-    /// Whether any side is SRT (then starting the route loads libsrt).
-    pub fn uses_srt(&self) -> bool {
+    /// Whether the input or an output speaks `transport` ("srt", "rist", "udp"): starting the
+    /// route opens that library.
+    pub fn uses(&self, transport: &str) -> bool {
         std::iter::once(&self.input)
             .chain(self.outputs.iter().map(|o| &o.endpoint))
-            .any(|t| t.transport() == "srt")
+            .any(|t| t.transport() == transport)
     }
 }
 
