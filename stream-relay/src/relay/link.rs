@@ -2,7 +2,6 @@
 //! than the timeout they are given, so a route always notices it should stop.
 
 use super::Packet;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Something that happened to a link's peers, reported to the route for logs and metrics.
@@ -95,26 +94,6 @@ pub trait InputLink: Send {
     /// is passive (we listen).
     fn backs_off(&self) -> bool;
     fn drain_events(&mut self, out: &mut Vec<LinkEvent>);
-    /// Asks the link to hand every packet to `sink` from the library's own thread, as it
-    /// arrives, instead of through `recv`: the route's thread then no longer wakes once per
-    /// packet to take it over. Returns true if the link pushes from now on; `recv` then only
-    /// waits (up to its timeout, or until a sender arrives) and returns no packets, while
-    /// `connect`, `is_connected`, `disconnect`, `stats` and `drain_events` keep their meaning.
-    /// False (the default): the link cannot, and the route reads with `recv`. Called once,
-    /// before `connect`.
-    fn push_to(&mut self, sink: Arc<dyn InputSink>) -> Result<bool, LinkError> {
-        let _ = sink;
-        Ok(false)
-    }
-}
-
-/// Where a pushing input (see [`InputLink::push_to`]) delivers, on the library's thread. The
-/// library waits for it, so it must never block.
-pub trait InputSink: Send + Sync {
-    /// One packet, in order. `new_sender`: the first packet of a sender that just connected
-    /// or took over the input. It starts a new epoch, because its source times come from
-    /// another clock.
-    fn deliver(&self, packet: Packet, new_sender: bool);
 }
 
 /// The sending side: one destination, which may serve several peers (a listener output).

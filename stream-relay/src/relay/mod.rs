@@ -16,7 +16,5 @@ pub mod reorder;
 pub mod source_lock;
 pub mod time_buffer;
 
-pub use link::{
-    InputLink, InputSink, LinkError, LinkStats, OutputLink, SendOutcome, TransportRelay,
-};
+pub use link::{InputLink, LinkError, LinkStats, OutputLink, SendOutcome, TransportRelay};
 pub use packet::Packet;

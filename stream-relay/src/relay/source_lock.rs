@@ -91,40 +91,6 @@ mod tests {
         lock.reset();
         assert_eq!(lock.offer(&"c", ms(601)), Verdict::First);
     }
-
-    #[test]
-    fn admission_tells_when_a_new_sender_starts() {
-        use crate::relay::link::LinkEvent;
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let mut s = Senders::new(Duration::from_millis(300), |k: &u32| format!("flow {k}"));
-        assert_eq!(s.admission(&1, ms(0)), Admission::NewSender);
-        assert_eq!(s.admission(&1, ms(10)), Admission::Current);
-        assert_eq!(s.admission(&2, ms(20)), Admission::Ignored);
-        assert_eq!(s.admission(&2, ms(400)), Admission::NewSender);
-        s.disconnect("idle");
-        assert!(!s.is_connected());
-        assert_eq!(s.admission(&2, ms(401)), Admission::NewSender);
-        let mut events = Vec::new();
-        s.drain_events(&mut events);
-        let connected = events
-            .iter()
-            .filter(|e| matches!(e, LinkEvent::Connected { .. }))
-            .count();
-        assert_eq!((connected, events.len()), (3, 5), "{events:?}");
-    }
-}
-
-/// What [`Senders::admission`] decided for one packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// Another sender holds the input: the packet is dropped.
-    Ignored,
-    /// From the sender that holds the input.
-    Current,
-    /// The first packet of a sender that just took the input (the first one, or one that
-    /// replaced a silent sender): a new epoch starts with it.
-    NewSender,
 }
 
 /// What connectionless inputs (RIST flows, UDP senders) share: which sender holds the input,
@@ -151,21 +117,12 @@ impl<K: PartialEq + Clone> Senders<K> {
 
     /// Whether a packet from `key` is relayed; reports new and replaced senders as events.
     pub fn admit(&mut self, key: &K, now: Instant) -> bool {
-        self.admission(key, now) != Admission::Ignored
-    }
-
-    /// `admit`, also telling whether the packet starts a new sender (for inputs that deliver
-    /// packets before the route has seen the sender's events).
-    pub fn admission(&mut self, key: &K, now: Instant) -> Admission {
         use crate::relay::link::LinkEvent;
-        let admission = match self.lock.offer(key, now) {
-            Verdict::Current => Admission::Current,
-            Verdict::First => {
-                self.events.push(LinkEvent::Connected {
-                    peer: (self.label)(key),
-                });
-                Admission::NewSender
-            }
+        match self.lock.offer(key, now) {
+            Verdict::Current => {}
+            Verdict::First => self.events.push(LinkEvent::Connected {
+                peer: (self.label)(key),
+            }),
             Verdict::Replaced(old) => {
                 self.events.push(LinkEvent::Disconnected {
                     peer: (self.label)(&old),
@@ -174,18 +131,17 @@ impl<K: PartialEq + Clone> Senders<K> {
                 self.events.push(LinkEvent::Connected {
                     peer: (self.label)(key),
                 });
-                Admission::NewSender
             }
             Verdict::Ignored => {
                 let n = self.lock.ignored();
                 if n == 1 || n.is_multiple_of(1000) {
                     tracing::warn!(sender = %(self.label)(key), dropped = n, "a second sender while the current one is alive; ignoring it");
                 }
-                return Admission::Ignored;
+                return false;
             }
-        };
+        }
         self.connected = true;
-        admission
+        true
     }
 
     /// `InputLink::connect` for a connectionless input: reads (through `read`, which calls

@@ -1,22 +1,14 @@
-//! What librist's status and statistics callbacks report, collected for the route thread, and
-//! the data callback that hands a receiver's blocks to its handler. librist calls these from
-//! its own threads, with a library lock held: they copy what they need under a short mutex
-//! (or run the handler, which must not block) and return. Stats arrive as per-interval values;
-//! totals are summed here.
+//! What librist's status and statistics callbacks report, collected for the route thread.
+//! librist calls these from its own threads, with a library lock held: they copy what they
+//! need under a short mutex and return. Stats arrive as per-interval values; totals are summed
+//! here.
 #![allow(unsafe_code)]
 
-use super::context::Block;
 use crate::common::metrics::CALLBACK_PANICS;
 use rist_sys as sys;
 use std::ffi::{c_int, c_void};
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
-
-/// What a receiver does with each block it receives (see `Context::set_data_handler`). It
-/// runs on librist's flow output thread with the flow's lock held, so it must not block, and
-/// calls for two flows may overlap.
-pub type DataHandler = Box<dyn Fn(Block) + Send + Sync>;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerStatus {
@@ -73,17 +65,7 @@ pub struct Shared {
     sender: Mutex<SenderTotals>,
     /// When a sender peer last heard from its receiver (RTCP in a stats interval).
     feedback: Mutex<Option<std::time::Instant>>,
-    /// Set once, before librist starts, and read by every data callback without a lock.
-    data: OnceLock<DataHandler>,
-    /// The data handler panicked: later blocks are freed unseen and the owner fails.
-    data_failed: AtomicBool,
 }
-
-// The callbacks share `Shared` between librist's threads and the route's.
-const _: fn() = || {
-    fn send_sync<T: Send + Sync>() {}
-    send_sync::<Shared>();
-};
 
 impl Shared {
     pub fn new(lib: &'static sys::Rist) -> Shared {
@@ -93,8 +75,6 @@ impl Shared {
             receiver: Mutex::default(),
             sender: Mutex::default(),
             feedback: Mutex::default(),
-            data: OnceLock::new(),
-            data_failed: AtomicBool::new(false),
         }
     }
 
@@ -113,57 +93,6 @@ impl Shared {
     pub fn take_sender(&self) -> SenderTotals {
         std::mem::take(&mut *self.sender.lock().unwrap_or_else(|p| p.into_inner()))
     }
-
-    /// False if one was already set.
-    pub(super) fn set_data_handler(&self, handler: DataHandler) -> bool {
-        self.data.set(handler).is_ok()
-    }
-
-    pub(super) fn has_data_handler(&self) -> bool {
-        self.data.get().is_some()
-    }
-
-    /// The data handler panicked (counted in `CALLBACK_PANICS`); nothing reaches it any more.
-    pub fn data_failed(&self) -> bool {
-        self.data_failed.load(Ordering::Acquire)
-    }
-
-    /// Runs the handler on one block; a panic is caught here, never crosses into librist.
-    fn deliver(&self, block: Block) -> c_int {
-        let Some(handler) = self.data.get() else {
-            return 0;
-        };
-        if self.data_failed() {
-            return -1;
-        }
-        // The handler is never called again after a panic, so whatever state it left half
-        // updated is not observed through it.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| handler(block))) {
-            Ok(()) => 0,
-            Err(_) => {
-                CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
-                self.data_failed.store(true, Ordering::Release);
-                -1
-            }
-        }
-    }
-}
-
-/// `receiver_data_callback2_t`; `arg` is the `Shared` of the context. librist calls it from a
-/// flow's output thread, with that flow's lock held, and gives us one reference to the block
-/// (receiver.h: it "MUST be freed"). Nothing is logged here: the owner reports a failure.
-pub(super) unsafe extern "C" fn data(arg: *mut c_void, block: *mut sys::rist_data_block) -> c_int {
-    // arg is never null (the context always registers its Shared).
-    if block.is_null() || arg.is_null() {
-        return 0;
-    }
-    // SAFETY: as in `status`: the context keeps its Shared alive until after rist_destroy,
-    // which joins every flow output thread.
-    let shared = unsafe { &*(arg as *const Shared) };
-    // SAFETY: librist passes a valid block with a reference that is ours to free, once; the
-    // Block frees it when it drops, whatever the handler does with it.
-    let block = unsafe { Block::from_raw(shared.lib, block) };
-    shared.deliver(block)
 }
 
 /// `connection_status_callback_t`; `arg` is the `Shared` of the context.
@@ -189,15 +118,13 @@ pub(super) unsafe extern "C" fn status(
         peer: peer as usize,
         status,
     };
-    // Unwind safe in fact: only the mutexes below are touched, and their users take a
-    // poisoned lock's data as it is (a Vec or sums, valid at every step).
-    let ok = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    let ok = std::panic::catch_unwind(|| {
         shared
             .events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(event);
-    }));
+    });
     if ok.is_err() {
         CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
     }
@@ -219,8 +146,7 @@ pub(super) unsafe extern "C" fn stats(arg: *mut c_void, stats: *const sys::rist_
             _ => Copied::Nothing,
         }
     };
-    // As in `status`: only mutexes whose users accept poisoned data are touched.
-    if std::panic::catch_unwind(AssertUnwindSafe(|| accumulate(shared, &copied))).is_err() {
+    if std::panic::catch_unwind(|| accumulate(shared, &copied)).is_err() {
         CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
     }
     // SAFETY: the container is ours to free, once, and is not used after.

@@ -1,9 +1,9 @@
 //! A librist context (one receiver or one sender) and its peers. The context owns the
-//! callback state it registered (the data handler too) and frees it only after `rist_destroy`
-//! has stopped librist's threads, so no callback can see freed memory.
+//! callback state it registered and frees it only after `rist_destroy` has stopped librist's
+//! threads, so no callback can see freed memory.
 #![allow(unsafe_code)]
 
-use super::callback::{self, DataHandler, Shared};
+use super::callback::{self, Shared};
 use super::config::PeerConfig;
 use super::error::{check, Error, Result};
 use super::uri::Profile;
@@ -21,9 +21,6 @@ pub struct Context {
     lib: &'static sys::Rist,
     ctx: *mut sys::rist_ctx,
     role: Role,
-    /// librist's threads run: what they read without a lock (the data callback, the FIFO
-    /// size) can no longer be set.
-    started: bool,
     shared: Arc<Shared>,
     /// The `Arc::into_raw` pointer librist holds as callback argument; reclaimed in Drop.
     callback_arg: *const Shared,
@@ -87,7 +84,6 @@ impl Context {
             lib,
             ctx,
             role,
-            started: false,
             shared,
             callback_arg,
         };
@@ -159,61 +155,14 @@ impl Context {
     }
 
     pub fn start(&mut self) -> Result<()> {
-        if self.started {
-            return Err(Error::new("rist_start", -1).with_detail("already started"));
-        }
-        // SAFETY: ctx is valid and started at most once (checked above).
+        // SAFETY: ctx is valid and started at most once.
         check("rist_start", unsafe { self.lib.rist_start(self.ctx) })?;
-        self.started = true;
-        Ok(())
-    }
-
-    pub fn is_started(&self) -> bool {
-        self.started
-    }
-
-    /// From `start` on, hands every block of a receiver to `handler`, on librist's flow output
-    /// thread (one per flow: calls for two flows can overlap), instead of queueing it for
-    /// `read`, which then finds nothing. This saves the wake-up of a reading thread per
-    /// packet. Must precede `start`: librist's threads read the callback and the FIFO size
-    /// without a lock.
-    pub fn set_data_handler(&mut self, handler: DataHandler) -> Result<()> {
-        const SET: &str = "rist_receiver_data_callback_set2";
-        if self.role != Role::Receiver || self.started {
-            return Err(Error::new(SET, -1).with_detail("only on a receiver not yet started"));
-        }
-        // librist 0.2.7 (and up to 0.2.10) also puts every block it calls back with in the
-        // FIFO that `read` drains, with a reference of its own (`receiver_output` in
-        // rist-common.c). Nobody reads it here: with the default 1,024 slots it would keep
-        // the first 1,023 blocks until the context goes. A FIFO of one slot is always full,
-        // so librist drops its reference at once and the block lives as long as our packet.
-        // SAFETY: ctx is a valid receiver that has not started (checked above).
-        check("rist_receiver_set_output_fifo_size", unsafe {
-            self.lib.rist_receiver_set_output_fifo_size(self.ctx, 1)
-        })?;
-        if !self.shared.set_data_handler(handler) {
-            return Err(Error::new(SET, -1).with_detail("a data handler is already set"));
-        }
-        // SAFETY: ctx is a valid receiver that has not started, so no librist thread reads
-        // the callback while it is written; the argument is the context's Shared, which stays
-        // valid until Drop, after rist_destroy has joined every flow output thread.
-        check(SET, unsafe {
-            self.lib.rist_receiver_data_callback_set2(
-                self.ctx,
-                Some(callback::data),
-                self.callback_arg as *mut c_void,
-            )
-        })?;
         Ok(())
     }
 
     /// Waits up to `timeout_ms` for the next block from a receiver.
     pub fn read(&mut self, timeout_ms: i32) -> Result<Option<Block>> {
         debug_assert_eq!(self.role, Role::Receiver);
-        debug_assert!(
-            !self.shared.has_data_handler(),
-            "a receiver with a data handler has nothing to read"
-        );
         let mut block: *mut sys::rist_data_block = std::ptr::null_mut();
         // SAFETY: ctx is a valid, started receiver; block is an out-pointer that librist fills
         // with a block we own until rist_receiver_data_block_free2.
@@ -254,10 +203,8 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: ctx is valid and destroyed once; rist_destroy stops librist's threads (a
-        // receiver's flow output threads are joined in `rist_delete_flow`, after any data
-        // callback in progress returns), so no callback runs afterwards and the callback
-        // argument, with the data handler it holds, can be released.
+        // SAFETY: ctx is valid and destroyed once; rist_destroy stops librist's threads, so
+        // no callback runs afterwards and the callback argument can be released.
         unsafe {
             self.lib.rist_destroy(self.ctx);
             drop(Arc::from_raw(self.callback_arg));
@@ -284,19 +231,6 @@ pub struct Block {
 }
 
 impl Block {
-    /// Takes ownership of one reference to a block librist handed over.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` is a non-null block from librist (`rist_receiver_data_read2` or the data callback)
-    /// whose reference the caller owns and gives up: it is freed once, when the Block drops.
-    pub(super) unsafe fn from_raw(
-        lib: &'static sys::Rist,
-        ptr: *mut sys::rist_data_block,
-    ) -> Block {
-        Block { lib, ptr }
-    }
-
     fn raw(&self) -> &sys::rist_data_block {
         // SAFETY: ptr is a valid block until Drop.
         unsafe { &*self.ptr }
@@ -332,9 +266,8 @@ impl AsRef<[u8]> for Block {
 impl Drop for Block {
     fn drop(&mut self) {
         if !self.ptr.is_null() {
-            // SAFETY: the block came from rist_receiver_data_read2 or the data callback, with a
-            // reference we own, and is freed exactly once (librist crashes on a null block,
-            // hence the check).
+            // SAFETY: the block came from rist_receiver_data_read2 and is freed exactly once
+            // (librist crashes on a null block, hence the check).
             unsafe { self.lib.rist_receiver_data_block_free2(&mut self.ptr) }
         }
     }

@@ -1,11 +1,6 @@
 //! The RIST adapter: `RistEndpoint` implements `TransportRelay`, and the links below turn
 //! librist contexts into the relay core's Reader/Writer traits. No `unsafe` here.
 //!
-//! An input pushes (`InputLink::push_to`): librist's flow output thread hands each block to
-//! the route's intake as it releases it, instead of queueing it for the route's input thread,
-//! which librist would otherwise wake once per packet. Reading (`recv`) remains for a caller
-//! that does not ask for pushing.
-//!
 //! RIST is connectionless underneath: a sender sends whether or not a receiver listens, and a
 //! receiver takes whatever flow arrives. So "connected" is what we observe: an input is
 //! connected while a flow delivers data; an output counts a peer while the receiver answers
@@ -13,18 +8,17 @@
 
 use super::callback::{PeerStatus, StatusEvent};
 use super::config::PeerConfig;
-use super::context::{Block, Context, Peer, Role};
+use super::context::{Context, Peer, Role};
 use super::uri::{Profile, RistEndpoint};
 use crate::common::clock;
 use crate::relay::link::LinkEvent;
-use crate::relay::source_lock::{Admission, Senders};
+use crate::relay::source_lock::Senders;
 use crate::relay::{
-    InputLink, InputSink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
+    InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
 };
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::net::{ToSocketAddrs, UdpSocket};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Blocks read per `recv` before returning to the route loop.
@@ -61,8 +55,8 @@ impl TransportRelay for RistEndpoint {
     }
 }
 
-/// Builds a context with one peer for `ep` (a listening peer binds here), not yet started;
-/// also gives the peer's virtual destination port, which a sender stamps on every block.
+/// Builds and starts a context with one peer for `ep`; also gives the peer's virtual
+/// destination port, which a sender stamps on every block.
 fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer, u16), LinkError> {
     let fatal = |what: &str, e: super::Error| LinkError::Fatal(format!("{what} {ep}: {e}"));
     super::library::started().map_err(|e| fatal("cannot use librist for", e))?;
@@ -81,12 +75,8 @@ fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer, u16), L
         ctx.enable_srp(&peer, user, pass.expose())
             .map_err(|e| fatal("cannot enable SRP authentication for", e))?;
     }
+    ctx.start().map_err(|e| fatal("cannot start", e))?;
     Ok((ctx, peer, virt_dst_port))
-}
-
-fn start(ctx: &mut Context, ep: &RistEndpoint) -> Result<(), LinkError> {
-    ctx.start()
-        .map_err(|e| LinkError::Fatal(format!("cannot start {ep}: {e}")))
 }
 
 /// librist binds listening peers inside `rist_peer_create`, and 0.2.7's receiver can crash
@@ -129,30 +119,11 @@ fn log_status(events: &[StatusEvent], side: &str) {
 
 pub struct RistInput {
     ep: RistEndpoint,
-    /// Started by `push_to`, or by the first `connect` of a reading caller: what librist reads
-    /// without a lock (the data callback) must be set before.
     ctx: Context,
     _peer: Peer,
-    /// Which flow holds the input; shared with librist's threads once the input pushes.
-    flows: Arc<Flows>,
-    pushing: bool,
+    /// The flow we relay, once one delivers.
+    senders: Senders<u32>,
     status: Vec<StatusEvent>,
-}
-
-/// The flow we relay, once one delivers. Locked by the reading route thread, or per block by
-/// librist's flow output threads when the input pushes (one per flow: two senders on one port
-/// race here, and `Senders` keeps one).
-struct Flows {
-    senders: Mutex<Senders<u32>>,
-    /// Signalled when a flow takes the input, so a waiting route thread sees it at once.
-    admitted: Condvar,
-}
-
-impl Flows {
-    fn lock(&self) -> MutexGuard<'_, Senders<u32>> {
-        // Senders stays consistent across a panic (each call updates it in one step).
-        self.senders.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl RistInput {
@@ -163,54 +134,10 @@ impl RistInput {
             ep,
             ctx,
             _peer: peer,
-            flows: Arc::new(Flows {
-                senders: Mutex::new(Senders::new(FLOW_TAKEOVER, |flow| format!("flow {flow}"))),
-                admitted: Condvar::new(),
-            }),
-            pushing: false,
+            senders: Senders::new(FLOW_TAKEOVER, |flow| format!("flow {flow}")),
             status: Vec::new(),
         })
     }
-
-    fn ensure_started(&mut self) -> Result<(), LinkError> {
-        if self.ctx.is_started() {
-            return Ok(());
-        }
-        start(&mut self.ctx, &self.ep)
-    }
-
-    /// A pushing input fails for good once its handler panicked (a bug, already counted).
-    fn check_handler(&self) -> Result<(), LinkError> {
-        if self.ctx.shared().data_failed() {
-            return Err(LinkError::Fatal(format!(
-                "the packet handler of {} panicked (a bug; see relay_callback_panics_total)",
-                self.ep
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// One block on librist's flow output thread (the input pushes): the current flow's go
-/// straight to the route, others are dropped (their block freed here).
-fn push_block(flows: &Flows, sink: &dyn InputSink, block: Block) {
-    let now = Instant::now();
-    // Not held while delivering: the route thread's `is_connected` must not wait for outputs.
-    let admission = flows.lock().admission(&block.flow_id(), now);
-    let new_sender = match admission {
-        Admission::Ignored => return,
-        Admission::Current => false,
-        Admission::NewSender => {
-            flows.admitted.notify_all();
-            true
-        }
-    };
-    let src_time = clock::src_time_from_ntp(block.ts_ntp());
-    // As in `read_blocks`: the packet keeps librist's block, freed with the last reference.
-    sink.deliver(
-        Packet::new(Bytes::from_owner(block), src_time, now),
-        new_sender,
-    );
 }
 
 /// Reads what librist has (waiting up to `timeout` for the first block) into `out`.
@@ -243,51 +170,24 @@ fn read_blocks(
 
 impl InputLink for RistInput {
     fn connect(&mut self, timeout: Duration) -> Result<bool, LinkError> {
-        if self.pushing {
-            self.check_handler()?;
-            let senders = self.flows.lock();
-            let (senders, _) = self
-                .flows
-                .admitted
-                .wait_timeout_while(senders, timeout, |s| !s.is_connected())
-                .unwrap_or_else(|p| p.into_inner());
-            return Ok(senders.is_connected());
-        }
-        self.ensure_started()?;
         let (ctx, ep) = (&mut self.ctx, &self.ep);
-        self.flows
-            .lock()
+        self.senders
             .connect(|s, out| read_blocks(ctx, ep, s, out, timeout))
     }
 
     fn is_connected(&self) -> bool {
-        self.flows.lock().is_connected()
+        self.senders.is_connected()
     }
 
     fn recv(&mut self, out: &mut Vec<Packet>, timeout: Duration) -> Result<(), LinkError> {
-        if self.pushing {
-            // Packets go to the sink on librist's thread: only wait, for the route's poll or
-            // a flow taking over (its events are then drained at once).
-            self.check_handler()?;
-            let senders = self.flows.lock();
-            drop(
-                self.flows
-                    .admitted
-                    .wait_timeout(senders, timeout)
-                    .unwrap_or_else(|p| p.into_inner()),
-            );
-            return self.check_handler();
-        }
-        self.ensure_started()?;
         let (ctx, ep) = (&mut self.ctx, &self.ep);
-        self.flows
-            .lock()
+        self.senders
             .recv(out, timeout, |s, out, t| read_blocks(ctx, ep, s, out, t))
     }
 
     fn disconnect(&mut self, reason: &str) {
         // librist keeps listening (or calling); the next flow to deliver becomes current.
-        self.flows.lock().disconnect(reason);
+        self.senders.disconnect(reason);
     }
 
     fn stats(&mut self) -> LinkStats {
@@ -321,35 +221,7 @@ impl InputLink for RistInput {
         self.ctx.shared().drain_events(&mut self.status);
         log_status(&self.status, "input");
         self.status.clear();
-        self.flows.lock().drain_events(out);
-    }
-
-    /// Registers the data callback and starts librist: from now on each block reaches `sink`
-    /// on librist's flow output thread (`push_block`), in the span current here. The context, dropped with this link,
-    /// destroys librist first, which waits for a callback in progress, then the handler.
-    fn push_to(&mut self, sink: Arc<dyn InputSink>) -> Result<bool, LinkError> {
-        if self.ctx.is_started() {
-            // Reading already began: librist's threads read the callback without a lock.
-            return Ok(false);
-        }
-        let flows = self.flows.clone();
-        // What the handler logs (a second sender, a direct output dropping) belongs to the
-        // route, whose input span the caller entered.
-        let span = tracing::Span::current();
-        self.ctx
-            .set_data_handler(Box::new(move |block: Block| {
-                let _enter = span.enter();
-                push_block(&flows, &*sink, block)
-            }))
-            .map_err(|e| {
-                LinkError::Fatal(format!(
-                    "cannot take {}'s packets on librist's thread: {e}",
-                    self.ep
-                ))
-            })?;
-        self.pushing = true;
-        start(&mut self.ctx, &self.ep)?;
-        Ok(true)
+        self.senders.drain_events(out);
     }
 }
 
@@ -377,8 +249,7 @@ impl RistOutput {
                 "{ep}: a listening output needs the main profile (librist 0.2.7 cannot listen as a simple-profile sender); use --profile main or let the receiver listen"
             )));
         }
-        let (mut ctx, peer, virt_dst_port) = open_context(&ep, Role::Sender)?;
-        start(&mut ctx, &ep)?;
+        let (ctx, peer, virt_dst_port) = open_context(&ep, Role::Sender)?;
         tracing::info!(uri = %ep, profile = %ep.profile, encrypted = ep.encrypted, "RIST output ready");
         Ok(RistOutput {
             ep,

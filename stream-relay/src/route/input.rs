@@ -1,15 +1,14 @@
 //! The input thread: wait for (or call) the sender, read packets into the Pipe, notice when the
-//! sender is gone or silent, and keep the input's metrics. A link that pushes its packets from
-//! its library's own thread (`InputLink::push_to`) delivers them into the same [`Intake`]; this
-//! thread then only supervises, once per poll instead of once per packet.
+//! sender is gone or silent, and keep the input's metrics.
 
-use super::intake::Intake;
+use super::meter::Meter;
 use super::peers::PeerTracker;
 use super::status::{LinkState, LinkStatus};
 use super::{connect, Shared, POLL};
 use crate::common::metrics::LinkMetrics;
 use crate::relay::backoff::Backoff;
 use crate::relay::link::LinkEvent;
+use crate::relay::pipe::Pipe;
 use crate::relay::InputLink;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,17 +16,15 @@ use std::time::{Duration, Instant};
 /// A connected sender that sent nothing this long is reported as idle.
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 
-/// `pushing`: the link delivers into `intake` on its library's thread (the route asked it to,
-/// see `Route::start`); otherwise this thread reads and hands the packets to `intake`.
 pub(super) fn run(
     mut link: Box<dyn InputLink>,
-    intake: Arc<Intake>,
-    pushing: bool,
-    span: tracing::Span,
+    pipe: &Pipe,
     status: Arc<LinkStatus>,
     metrics: LinkMetrics,
     shared: &Shared,
 ) {
+    let span =
+        tracing::info_span!("relay", route = %shared.name, side = "input", uri = %status.uri);
     let _enter = span.enter();
     tracing::info!("input started");
 
@@ -35,11 +32,10 @@ pub(super) fn run(
     let start = Instant::now();
     let mut backoff = Backoff::new(settings.backoff, seed(&shared.name));
     let mut peers = PeerTracker::default();
-    if pushing {
-        tracing::debug!("the input library delivers packets on its own thread");
-    }
+    let mut meter = Meter::new(start);
     let mut batch = Vec::with_capacity(256);
     let mut last_data = start;
+    let mut epoch = 0u64;
 
     while !shared.stopping() {
         if !link.is_connected() {
@@ -48,39 +44,34 @@ pub(super) fn run(
                 link.connect(t)
             }) {
                 connect::Step::Connected => {
-                    // Pushed packets restarted the meter with their epoch, and may already be
-                    // counted.
-                    if !pushing {
-                        intake.restart();
-                    }
+                    meter.restart();
                     last_data = Instant::now();
                 }
                 connect::Step::Pending => {}
                 connect::Step::Fatal => break,
             }
         } else {
-            // Returns nothing, after a poll, when the link pushes.
             match link.recv(&mut batch, POLL) {
                 Ok(()) => {
+                    if !batch.is_empty() {
+                        last_data = Instant::now();
+                    }
                     // A sender that connected in this batch starts a new epoch before its
-                    // packets go out (a pushing link said so with the packet itself).
+                    // packets go out.
                     link.drain_events(peers.events());
-                    let new = if pushing {
-                        0
-                    } else {
-                        new_connections(peers.events())
-                    };
+                    epoch += new_connections(peers.events());
                     peers.apply(&metrics, &status);
-                    intake.take(&mut batch, new);
+                    for packet in &mut batch {
+                        packet.epoch = epoch;
+                        meter.packet(&metrics, packet, packet.received_at);
+                    }
+                    pipe.push_all(&mut batch);
                 }
                 Err(e) => {
                     let reason = e.to_string();
                     link.disconnect(&reason);
-                    intake.restart();
+                    meter.restart();
                 }
-            }
-            if let Some(at) = intake.last_data() {
-                last_data = last_data.max(at);
             }
             let silent = Instant::now().saturating_duration_since(last_data);
             // A live stream sends many packets a second: a sender silent this long is shown
@@ -109,21 +100,16 @@ pub(super) fn run(
         }
 
         link.drain_events(peers.events());
-        if !pushing {
-            intake.begin_epochs(new_connections(peers.events()));
-        }
+        epoch += new_connections(peers.events());
         peers.apply(&metrics, &status);
         if !link.is_connected() && matches!(status.state(), LinkState::Connected | LinkState::Idle)
         {
             status.set_state(LinkState::Waiting);
         }
 
-        intake.tick(|| link.stats());
+        meter.tick(&metrics, || link.stats());
     }
 
-    // What a pushing library still delivers until the link is dropped (which stops it) goes
-    // nowhere: the route is stopping.
-    intake.close();
     link.disconnect("relay stopping");
     link.drain_events(peers.events());
     peers.apply(&metrics, &status);

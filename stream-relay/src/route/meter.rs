@@ -40,11 +40,6 @@ impl Meter {
         self.jitter.restart();
     }
 
-    /// Whether `tick` would tick at `now`.
-    pub(super) fn due(&self, now: Instant) -> bool {
-        now >= self.next_stats
-    }
-
     /// Once a second: library statistics, bitrate and jitter into the metrics. Returns true
     /// when it ticked, so the caller can do its own periodic work.
     pub(super) fn tick(
@@ -53,7 +48,7 @@ impl Meter {
         stats: impl FnOnce() -> LinkStats,
     ) -> bool {
         let now = Instant::now();
-        if !self.due(now) {
+        if now < self.next_stats {
             return false;
         }
         self.next_stats = now + STATS_EVERY;

@@ -5,7 +5,6 @@
 
 mod connect;
 mod input;
-mod intake;
 mod meter;
 mod output;
 mod peers;
@@ -22,7 +21,7 @@ use status::{LinkSnapshot, LinkState, LinkStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a route thread waits in the library before looking at its stop flag and clocks.
 pub const POLL: Duration = Duration::from_millis(100);
@@ -187,16 +186,8 @@ impl Route {
             route.spawn_output(o, link)?;
         }
 
-        // A link that can push delivers into the intake from its library's thread from now on,
-        // the outputs already attached. Asked here, where the link was opened: the library
-        // starts its threads now and they take this thread's name, not the input's. Asked in
-        // the input's span, which a pushing link keeps for what it logs on those threads.
-        let span = tracing::info_span!("relay", route = %spec.name, side = "input", uri = %input_status.uri);
-        let mut input = input;
-        let intake = Arc::new(intake::Intake::new(pipe, lm.clone(), Instant::now()));
-        let pushing = span.in_scope(|| input.push_to(intake.clone()))?;
         let handle = spawn(format!("in:{}", spec.name), move || {
-            input::run(input, intake, pushing, span, input_status, lm, &shared)
+            input::run(input, &pipe, input_status, lm, &shared)
         })?;
         route.input_thread = Some(handle);
         Ok(route)
