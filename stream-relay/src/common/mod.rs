@@ -6,5 +6,6 @@ pub mod config;
 pub mod events;
 pub mod logging;
 pub mod metrics;
+pub mod once;
 pub mod redact;
 pub mod uri;

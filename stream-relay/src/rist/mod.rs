@@ -20,23 +20,19 @@ mod library {
     //! call can be reached without a successful load, and a failed load is an `Err` of the
     //! constructor that tried.
     use super::Error;
+    use crate::common::once::OnceTry;
     use rist_sys as sys;
     use std::ffi::CStr;
-    use std::sync::{Mutex, OnceLock};
 
-    static STARTED: OnceLock<&'static sys::Rist> = OnceLock::new();
-    /// Serialises first loads, so that "librist loaded" is logged once.
-    static LOADING: Mutex<()> = Mutex::new(());
+    /// Set once librist is open; "librist loaded" is logged once.
+    static STARTED: OnceTry<&'static sys::Rist> = OnceTry::new();
 
     /// librist's function table; opens it on the first call (every context does).
     pub(super) fn started() -> Result<&'static sys::Rist, Error> {
-        if let Some(lib) = STARTED.get() {
-            return Ok(lib);
-        }
-        let _one_at_a_time = LOADING.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lib) = STARTED.get() {
-            return Ok(lib);
-        }
+        STARTED.get_or_try_init(load)
+    }
+
+    fn load() -> Result<&'static sys::Rist, Error> {
         let lib = open()?;
         let version = version_of(lib);
         if triple(&version) < super::MIN_VERSION {
@@ -47,7 +43,7 @@ mod library {
             )));
         }
         tracing::info!(librist = %version, library = sys::LIBRARY_NAME, "librist loaded");
-        Ok(STARTED.get_or_init(|| lib))
+        Ok(lib)
     }
 
     /// Opens librist (see `started`); for `main`, to load it at startup when the
@@ -67,7 +63,7 @@ mod library {
 
     /// The version of the loaded librist, if it is loaded.
     pub fn loaded_version() -> Option<String> {
-        STARTED.get().map(|lib| version_of(lib))
+        STARTED.get().map(version_of)
     }
 
     fn version_of(lib: &sys::Rist) -> String {

@@ -27,24 +27,20 @@ mod library {
     //! successful load, and a failed load is an `Err` of the constructor that tried, never a
     //! panic.
     use super::{Error, ErrorKind, Result};
+    use crate::common::once::OnceTry;
     use srt_sys as sys;
-    use std::sync::{Mutex, OnceLock};
 
-    /// Set once libsrt is open and started.
-    static STARTED: OnceLock<&'static sys::Srt> = OnceLock::new();
-    /// Serialises first loads: two routes starting together call `srt_startup` once.
-    static LOADING: Mutex<()> = Mutex::new(());
+    /// Set once libsrt is open and started; two routes starting together call `srt_startup`
+    /// once.
+    static STARTED: OnceTry<&'static sys::Srt> = OnceTry::new();
 
     /// libsrt's function table once started; opens and starts it on the first call (every
     /// safe constructor calls this). A failure is returned to the caller and retried next time.
     pub(super) fn started() -> Result<&'static sys::Srt> {
-        if let Some(lib) = STARTED.get() {
-            return Ok(lib);
-        }
-        let _one_at_a_time = LOADING.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lib) = STARTED.get() {
-            return Ok(lib);
-        }
+        STARTED.get_or_try_init(load)
+    }
+
+    fn load() -> Result<&'static sys::Srt> {
         let lib = open()?;
         let version = version_of(lib);
         if version < super::MIN_VERSION {
@@ -61,7 +57,7 @@ mod library {
         }
         check_clock(lib)?;
         // SAFETY: initialises libsrt's global state (its garbage collector thread); called
-        // once, under LOADING, before any other call that needs it.
+        // once (`STARTED` runs `load` once at a time), before any other call that needs it.
         let rc = unsafe { lib.srt_startup() };
         if rc < 0 {
             return Err(Error::last(lib, "srt_startup"));
@@ -72,7 +68,7 @@ mod library {
             library = sys::LIBRARY_NAME,
             "libsrt loaded"
         );
-        Ok(STARTED.get_or_init(|| lib))
+        Ok(lib)
     }
 
     /// Opens libsrt and starts it (see `started`); for `main`, to load it at startup when the
@@ -114,7 +110,7 @@ mod library {
 
     /// The version of the started libsrt, if it is loaded.
     pub fn loaded_version() -> Option<(u32, u32, u32)> {
-        STARTED.get().map(|lib| version_of(lib))
+        STARTED.get().map(version_of)
     }
 
     fn version_of(lib: &sys::Srt) -> (u32, u32, u32) {
