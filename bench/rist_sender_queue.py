@@ -9,8 +9,9 @@ sender thread, so a thread that passes too rarely keeps packets and the heap gro
 
 Prints RssAnon every 10 s, its slope after 15 s (MB/min), the relay's CPU, what the final
 receiver missed (largest gaps as length@sequence) and each relay thread's wake-ups a second;
-librist's threads carry the process's name, in creation order: input's receiver, output's
-sender, then (after the Rust threads) the flow's output thread. --no-relay measures the
+librist's threads carry the name of the thread that started them: the process's for the
+input's receiver and the output's standby sender, the input thread's (`in:main`) for the 1 ms
+sender that replaces it when packets start; the flow's output thread comes last. --no-relay measures the
 edges alone (ristsender -> [proxy] -> ristreceiver). --env KEY=VALUE sets the relay's
 environment."""
 import argparse, os, signal, socket, struct, subprocess, sys, tempfile, threading, time

@@ -214,6 +214,59 @@ fn ten_mbps_crosses_ristsender_relay_ristreceiver_byte_exact() {
     assert!(from_librist > 0, "librist's log should reach tracing");
 }
 
+/// The wake-up interval of each librist sender thread the relay started, in order, from
+/// librist's own log line.
+fn sender_wakes(logs: &str) -> Vec<u32> {
+    logs.lines()
+        .filter_map(|l| l.split("Starting master sender loop at ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn an_idle_output_stands_by_and_the_next_stream_arrives_whole() {
+    if !require("ristsender") || !require("ristreceiver") {
+        return;
+    }
+    let chain = Chain::new("main", "", &[]);
+    // Waiting for a stream, the output's sender wakes every 5 ms (librist's default); packets
+    // get a sender that wakes every 1 ms, started before the first one is written.
+    assert_eq!(
+        sender_wakes(&chain.relay.logs()),
+        [5],
+        "{}",
+        chain.relay.logs()
+    );
+    chain.warm_up(0);
+    let (got, ()) = chain.sink.collect_during(|| {
+        send_udp(chain.src_udp, 100_000, 1000, 5.0);
+    });
+    assert_exact(&got, 100_000, 1000);
+    assert_eq!(sender_wakes(&chain.relay.logs()), [5, 1]);
+
+    // Five seconds without packets: back to standby.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sender_wakes(&chain.relay.logs()).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sender_wakes(&chain.relay.logs()),
+        [5, 1, 5],
+        "{}",
+        chain.relay.logs()
+    );
+
+    // The next stream loses nothing from its first packet on.
+    let (got, ()) = chain.sink.collect_during(|| {
+        send_udp(chain.src_udp, 200_000, 1000, 5.0);
+    });
+    assert_exact(&got, 200_000, 1000);
+    assert_eq!(sender_wakes(&chain.relay.logs()), [5, 1, 5, 1]);
+    // The receiver answered throughout: the swaps are not reconnects.
+    assert_eq!(chain.relay.metric(PEERS_OUT), 1.0);
+    assert_eq!(chain.relay.metric(RECONNECT_OUT), 0.0);
+}
+
 #[test]
 fn simple_profile_on_even_ports() {
     if !require("ristsender") || !require("ristreceiver") {

@@ -14,7 +14,35 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Receiver,
-    Sender,
+    Sender(SenderWake),
+}
+
+/// The longest a sender context's protocol thread sleeps between passes (`rist_jitter_max_set`,
+/// read once when the thread starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SenderWake {
+    /// 1 ms, for an output with packets to send. Each pass frees at most 9 packets older than
+    /// the recovery buffer (`rist_clean_sender_enqueue` in 0.2.7), and `rist_sender_data_write`
+    /// only wakes the thread if it is asleep: when we write a batch back to back, the thread
+    /// runs about once per batch or per timeout. At librist's 5 ms that frees at most ~1,800
+    /// packets/s (~19 Mbps of 1316-byte datagrams); above that the sender queue keeps every
+    /// packet it cannot free and RSS grows by the difference (measured: +14 MB/min at 30 Mbps).
+    /// At 1 ms it frees up to ~9,000 packets/s (~95 Mbps, twice the default `--max-bitrate`),
+    /// for about 1,000 short wake-ups a second. It also sets how often NACKs are grouped and
+    /// served, which only gets faster.
+    Streaming,
+    /// librist's own 5 ms, for an output that has nothing to send: the 1 ms passes cost an
+    /// idle output about 1.2 points of a core (docs/notes-rist-sender-wake.md).
+    Standby,
+}
+
+impl SenderWake {
+    fn ms(self) -> i32 {
+        match self {
+            SenderWake::Streaming => 1,
+            SenderWake::Standby => 5,
+        }
+    }
 }
 
 pub struct Context {
@@ -40,17 +68,6 @@ fn profile_value(p: Profile) -> sys::rist_profile {
 /// How often librist reports statistics, in ms; the route samples them once a second.
 const STATS_INTERVAL_MS: i32 = 1000;
 
-/// The longest a sender context's protocol thread sleeps between passes, in ms (librist's
-/// default is 5). Each pass frees at most 9 packets older than the recovery buffer
-/// (`rist_clean_sender_enqueue` in 0.2.7), and `rist_sender_data_write` only wakes the thread
-/// if it is asleep: when we write a batch back to back, the thread runs about once per batch
-/// or per timeout. At 5 ms that frees at most ~1,800 packets/s (~19 Mbps of 1316-byte
-/// datagrams); above that the sender queue keeps every packet it cannot free and RSS grows by
-/// the difference (measured: +14 MB/min at 30 Mbps). At 1 ms it frees up to ~9,000 packets/s
-/// (~95 Mbps, twice the default `--max-bitrate`), for about 1,000 short wake-ups a second.
-/// It also sets how often NACKs are grouped and served, which only gets faster.
-const SENDER_MAX_JITTER_MS: i32 = 1;
-
 impl Context {
     pub fn new(role: Role, profile: Profile) -> Result<Context> {
         let lib = super::library::started()?;
@@ -63,7 +80,7 @@ impl Context {
                 Role::Receiver => {
                     lib.rist_receiver_create(&mut ctx, profile_value(profile), logging)
                 }
-                Role::Sender => lib.rist_sender_create(
+                Role::Sender(_) => lib.rist_sender_create(
                     &mut ctx,
                     profile_value(profile),
                     lib.rist_flow_id_create(),
@@ -73,7 +90,7 @@ impl Context {
         };
         let function = match role {
             Role::Receiver => "rist_receiver_create",
-            Role::Sender => "rist_sender_create",
+            Role::Sender(_) => "rist_sender_create",
         };
         if rc != 0 || ctx.is_null() {
             return Err(Error::new(function, rc.min(-1)));
@@ -96,11 +113,11 @@ impl Context {
         check("rist_stats_callback_set", unsafe {
             lib.rist_stats_callback_set(ctx, STATS_INTERVAL_MS, Some(callback::stats), arg)
         })?;
-        if role == Role::Sender {
+        if let Role::Sender(wake) = role {
             // Read by the protocol thread when it starts: must precede rist_start.
             // SAFETY: ctx is a valid sender context that has not been started.
             check("rist_jitter_max_set", unsafe {
-                lib.rist_jitter_max_set(ctx, SENDER_MAX_JITTER_MS)
+                lib.rist_jitter_max_set(ctx, wake.ms())
             })?;
         }
         if role == Role::Receiver {
@@ -183,7 +200,7 @@ impl Context {
 
     /// Hands one datagram to a sender. `ts_ntp` 0 lets librist stamp it with the current time.
     pub fn write(&mut self, payload: &[u8], ts_ntp: u64, virt_dst_port: u16) -> Result<usize> {
-        debug_assert_eq!(self.role, Role::Sender);
+        debug_assert!(matches!(self.role, Role::Sender(_)));
         let block = sys::rist_data_block {
             payload: payload.as_ptr() as *const c_void,
             payload_len: payload.len(),

@@ -8,7 +8,7 @@
 
 use super::callback::{PeerStatus, StatusEvent};
 use super::config::PeerConfig;
-use super::context::{Context, Peer, Role};
+use super::context::{Context, Peer, Role, SenderWake};
 use super::uri::{Profile, RistEndpoint};
 use crate::common::clock;
 use crate::relay::link::LinkEvent;
@@ -29,6 +29,10 @@ const FLOW_TAKEOVER: Duration = Duration::from_millis(300);
 /// An output peer that has sent no RTCP for this long is counted as gone. librist's receivers
 /// report at least every keepalive interval (1 s by default) and stats come once a second.
 const PEER_SILENCE: Duration = Duration::from_millis(3500);
+/// An output that can stand by does so once it has had nothing to send for this long: longer
+/// than an encoder's pause between scenes, and by then a librist receiver downstream has ended
+/// the flow's output anyway (it does after its buffer of silence).
+const STANDBY_AFTER: Duration = Duration::from_secs(5);
 
 impl TransportRelay for RistEndpoint {
     fn transport(&self) -> &'static str {
@@ -77,6 +81,15 @@ fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer, u16), L
     }
     ctx.start().map_err(|e| fatal("cannot start", e))?;
     Ok((ctx, peer, virt_dst_port))
+}
+
+/// `ep` with its host replaced by the address librist would pick first; None if it does not
+/// resolve now (librist then resolves it itself, as for any output that does not stand by).
+fn resolved(ep: &RistEndpoint) -> Option<RistEndpoint> {
+    let addr = (ep.host.as_str(), ep.port).to_socket_addrs().ok()?.next()?;
+    let mut resolved = ep.clone();
+    resolved.host = addr.ip().to_string();
+    Some(resolved)
 }
 
 /// librist binds listening peers inside `rist_peer_create`, and 0.2.7's receiver can crash
@@ -230,6 +243,19 @@ pub struct RistOutput {
     ctx: Context,
     _peer: Peer,
     virt_dst_port: u16,
+    /// How the current sender's thread waits. A calling output without SRP stands by on
+    /// librist's 5 ms while it has nothing to send, and gets a 1 ms sender when packets start
+    /// (the interval is read once, when librist's thread starts, so each change is a new
+    /// context). A new sender is a new peer and flow for the receiver, harmless only between
+    /// streams: the swap to 1 ms happens before the first packet is written. Listening outputs
+    /// (their receivers would have to call again) and SRP (a new authentication) keep 1 ms.
+    wake: SenderWake,
+    /// `ep` with its host resolved at open, for the senders that replace one another: the swap
+    /// runs on the input's thread, which must not wait for a DNS lookup. None: never stands by.
+    standby_ep: Option<RistEndpoint>,
+    /// Packets written since the last `service`, and since when none were.
+    written: u64,
+    silent_since: Option<Instant>,
     /// Peers that called us and have not timed out (listening outputs).
     clients: HashSet<usize>,
     /// A called receiver answering (calling outputs).
@@ -249,13 +275,26 @@ impl RistOutput {
                 "{ep}: a listening output needs the main profile (librist 0.2.7 cannot listen as a simple-profile sender); use --profile main or let the receiver listen"
             )));
         }
-        let (ctx, peer, virt_dst_port) = open_context(&ep, Role::Sender)?;
+        let standby_ep = if ep.listen || ep.srp.is_some() {
+            None
+        } else {
+            resolved(&ep)
+        };
+        let (wake, first) = match &standby_ep {
+            Some(resolved) => (SenderWake::Standby, resolved),
+            None => (SenderWake::Streaming, &ep),
+        };
+        let (ctx, peer, virt_dst_port) = open_context(first, Role::Sender(wake))?;
         tracing::info!(uri = %ep, profile = %ep.profile, encrypted = ep.encrypted, "RIST output ready");
         Ok(RistOutput {
             ep,
             ctx,
             _peer: peer,
             virt_dst_port,
+            wake,
+            standby_ep,
+            written: 0,
+            silent_since: None,
             clients: HashSet::new(),
             answered: false,
             last_feedback: None,
@@ -263,6 +302,34 @@ impl RistOutput {
             status: Vec::new(),
             write_errors: 0,
         })
+    }
+
+    /// Replaces the sender with one whose thread waits `wake`. On failure the current one goes
+    /// on sending and the output stops standing by.
+    fn swap_sender(&mut self, wake: SenderWake) {
+        let Some(ep) = &self.standby_ep else { return };
+        match open_context(ep, Role::Sender(wake)) {
+            Ok((ctx, peer, _)) => {
+                let old = (
+                    std::mem::replace(&mut self.ctx, ctx),
+                    std::mem::replace(&mut self._peer, peer),
+                );
+                self.wake = wake;
+                tracing::debug!(?wake, "RIST output sender replaced");
+                // rist_destroy joins a thread that sleeps up to 5 ms; not on the input's thread.
+                let retire = move || drop(old);
+                if let Err(e) = std::thread::Builder::new()
+                    .name("rist-retire".into())
+                    .spawn(retire)
+                {
+                    tracing::debug!(error = %e, "cannot start a thread to retire a RIST sender");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?wake, "cannot replace the RIST output's sender; it goes on with the current one and no longer stands by");
+                self.standby_ep = None;
+            }
+        }
     }
 
     fn update_peers(&mut self) {
@@ -334,11 +401,23 @@ impl OutputLink for RistOutput {
     }
 
     fn service(&mut self) -> Result<(), LinkError> {
+        if std::mem::take(&mut self.written) > 0 {
+            self.silent_since = None;
+        } else if self.wake == SenderWake::Streaming && self.standby_ep.is_some() {
+            let since = *self.silent_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STANDBY_AFTER {
+                self.swap_sender(SenderWake::Standby);
+            }
+        }
         self.update_peers();
         Ok(())
     }
 
     fn send(&mut self, packet: &Packet) -> Result<SendOutcome, LinkError> {
+        if self.wake == SenderWake::Standby {
+            self.swap_sender(SenderWake::Streaming);
+        }
+        self.written += 1;
         match self.ctx.write(
             &packet.payload,
             clock::ntp_from_src_time(packet.src_time_us),
