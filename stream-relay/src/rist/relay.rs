@@ -241,7 +241,7 @@ impl InputLink for RistInput {
 pub struct RistOutput {
     ep: RistEndpoint,
     ctx: Context,
-    _peer: Peer,
+    peer: Peer,
     virt_dst_port: u16,
     /// How the current sender's thread waits. A calling output without SRP stands by on
     /// librist's 5 ms while it has nothing to send, and gets a 1 ms sender when packets start
@@ -289,7 +289,7 @@ impl RistOutput {
         Ok(RistOutput {
             ep,
             ctx,
-            _peer: peer,
+            peer,
             virt_dst_port,
             wake,
             standby_ep,
@@ -312,7 +312,7 @@ impl RistOutput {
             Ok((ctx, peer, _)) => {
                 let old = (
                     std::mem::replace(&mut self.ctx, ctx),
-                    std::mem::replace(&mut self._peer, peer),
+                    std::mem::replace(&mut self.peer, peer),
                 );
                 self.wake = wake;
                 tracing::debug!(?wake, "RIST output sender replaced");
