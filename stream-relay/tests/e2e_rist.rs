@@ -514,8 +514,16 @@ fn impaired_first_hop_is_fully_recovered(hop: impl Fn(u64) -> impair::Impairment
         seq += 100;
     }
     send_udp(src_udp, seq, 1000, 10.0);
-    sink.collect(Duration::from_millis(800), Duration::from_millis(800));
+    let warm_up_end = seq + 1000;
+    // The measured packets follow without a pause, as in a live stream. A packet lost just
+    // before a pause longer than the input's buffer is only missed when the stream resumes,
+    // too late to recover: librist then counts it lost, rightly (seen in CI: the warm-up's last
+    // packet, after an 800 ms pause here).
     let dropped_before = proxy.stats().forward.dropped;
+    let lost_after_warm_up = metric_value(
+        &relay.metrics(),
+        r#"relay_packets_lost_total{route="main",side="input",output=""}"#,
+    );
 
     let count = 3000; // ~3 s at 10 Mbps
     let (got, during) = sink.collect_during(|| {
@@ -561,7 +569,23 @@ fn impaired_first_hop_is_fully_recovered(hop: impl Fn(u64) -> impair::Impairment
         recovered >= total_dropped * 0.8 && detected >= total_dropped * 0.8,
         "librist's recovery should show in the metrics: recovered {recovered}, missing {detected}, proxy dropped {total_dropped}\n{m}"
     );
-    assert_eq!(value("relay_packets_lost_total"), 0.0, "{m}");
+    let arrived: std::collections::HashSet<u64> = got.iter().map(|d| seq_of(d)).collect();
+    let missing = |range: std::ops::Range<u64>| -> Vec<u64> {
+        range.filter(|s| !arrived.contains(s)).collect()
+    };
+    // Packets sent before the flow reached the sink are not losses.
+    let first = (0..warm_up_end).find(|s| arrived.contains(s)).unwrap_or(0);
+    eprintln!(
+        "lost by the input: {} ({lost_after_warm_up} by the end of the warm-up); missing at the sink: warm-up {:?}, trailing {:?}",
+        value("relay_packets_lost_total"),
+        missing(first..warm_up_end),
+        missing(200_000..200_300)
+    );
+    assert_eq!(
+        value("relay_packets_lost_total"),
+        0.0,
+        "lost after the warm-up: {lost_after_warm_up}\n{m}"
+    );
     // Quality is per statistics interval: read while the stream was flowing.
     let quality = metric_value(
         &during,
