@@ -534,13 +534,15 @@ fn impaired_first_hop_is_fully_recovered(hop: impl Fn(u64) -> impair::Impairment
         send_udp(src_udp, 200_000, 300, 10.0);
         during
     });
-    let missing: Vec<u64> = (100_000..100_000 + count)
-        .filter(|s| !got.iter().any(|d| seq_of(d) == *s))
-        .collect();
-    if !missing.is_empty() {
+    let arrived: std::collections::HashSet<u64> = got.iter().map(|d| seq_of(d)).collect();
+    let missing = |range: std::ops::Range<u64>| -> Vec<u64> {
+        range.filter(|s| !arrived.contains(s)).collect()
+    };
+    let measured_missing = missing(100_000..100_000 + count);
+    if !measured_missing.is_empty() {
         std::thread::sleep(Duration::from_millis(1200));
         eprintln!(
-            "missing {missing:?}; relay in {} out {}; log:\n{}",
+            "missing {measured_missing:?}; relay in {} out {}; log:\n{}",
             relay.metric(IN),
             relay.metric(OUT),
             relay.logs()
@@ -569,10 +571,6 @@ fn impaired_first_hop_is_fully_recovered(hop: impl Fn(u64) -> impair::Impairment
         recovered >= total_dropped * 0.8 && detected >= total_dropped * 0.8,
         "librist's recovery should show in the metrics: recovered {recovered}, missing {detected}, proxy dropped {total_dropped}\n{m}"
     );
-    let arrived: std::collections::HashSet<u64> = got.iter().map(|d| seq_of(d)).collect();
-    let missing = |range: std::ops::Range<u64>| -> Vec<u64> {
-        range.filter(|s| !arrived.contains(s)).collect()
-    };
     // Packets sent before the flow reached the sink are not losses.
     let first = (0..warm_up_end).find(|s| arrived.contains(s)).unwrap_or(0);
     eprintln!(

@@ -253,8 +253,8 @@ pub struct RistOutput {
     /// `ep` with its host resolved at open, for the senders that replace one another: the swap
     /// runs on the input's thread, which must not wait for a DNS lookup. None: never stands by.
     standby_ep: Option<RistEndpoint>,
-    /// Packets written since the last `service`, and since when none were.
-    written: u64,
+    /// Whether a packet was written since the last `service`, and since when none was.
+    sent: bool,
     silent_since: Option<Instant>,
     /// Peers that called us and have not timed out (listening outputs).
     clients: HashSet<usize>,
@@ -293,7 +293,7 @@ impl RistOutput {
             virt_dst_port,
             wake,
             standby_ep,
-            written: 0,
+            sent: false,
             silent_since: None,
             clients: HashSet::new(),
             answered: false,
@@ -401,7 +401,7 @@ impl OutputLink for RistOutput {
     }
 
     fn service(&mut self) -> Result<(), LinkError> {
-        if std::mem::take(&mut self.written) > 0 {
+        if std::mem::take(&mut self.sent) {
             self.silent_since = None;
         } else if self.wake == SenderWake::Streaming && self.standby_ep.is_some() {
             let since = *self.silent_since.get_or_insert_with(Instant::now);
@@ -417,7 +417,7 @@ impl OutputLink for RistOutput {
         if self.wake == SenderWake::Standby {
             self.swap_sender(SenderWake::Streaming);
         }
-        self.written += 1;
+        self.sent = true;
         match self.ctx.write(
             &packet.payload,
             clock::ntp_from_src_time(packet.src_time_us),
