@@ -21,6 +21,10 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
+/// When the code that only runs at start-up is given back (`common::startup_code`): once the
+/// route threads have opened their links too.
+const RELEASE_STARTUP_CODE_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stream-relay",
@@ -621,6 +625,7 @@ async fn wait_for_stop(
     // SIGHUP is reserved for reloading the configuration; until then it must not kill us.
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut startup_code_released = false;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stopping"); return Ok(()); }
@@ -643,6 +648,11 @@ async fn wait_for_stop(
                 let failure = state.routes.lock().unwrap_or_else(|p| p.into_inner()).iter().find_map(|r| r.failure().map(|e| (r.name().to_owned(), e)));
                 if let Some((route, e)) = failure {
                     anyhow::bail!("route '{route}' failed: {e}");
+                }
+                if !startup_code_released && state.started.elapsed() >= RELEASE_STARTUP_CODE_AFTER {
+                    startup_code_released = true;
+                    let bytes = common::startup_code::release();
+                    tracing::debug!(bytes, "start-up code released");
                 }
             }
         }

@@ -8,4 +8,5 @@ pub mod logging;
 pub mod metrics;
 pub mod once;
 pub mod redact;
+pub mod startup_code;
 pub mod uri;
