@@ -22,8 +22,10 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// When the code that only runs at start-up is given back (`common::startup_code`): once the
-/// route threads have opened their links too.
-const RELEASE_STARTUP_CODE_AFTER: Duration = Duration::from_secs(1);
+/// route threads have opened their links too (a few milliseconds), and before the first
+/// streams fill their buffers, so that the start-up code does not set the peak of the
+/// resident set either.
+const RELEASE_STARTUP_CODE_AFTER: Duration = Duration::from_millis(200);
 
 #[derive(Parser, Debug)]
 #[command(
