@@ -1,0 +1,67 @@
+//! Once it runs, the relay gives back the pages of its binary that only start-up touched
+//! (`common/startup_code.rs`), and what keeps running comes back by itself.
+
+mod common;
+
+use common::{free_port, Relay, UdpSink};
+use std::time::{Duration, Instant};
+
+/// A field of `/proc/PID/status`, in kB.
+fn status_kb(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {status}"))
+}
+
+#[test]
+fn start_up_pages_are_given_back_and_the_relay_keeps_relaying() {
+    let input = free_port();
+    let sink = UdpSink::new();
+    let relay = Relay::start(&[
+        "udp",
+        "-i",
+        &format!("udp://127.0.0.1:{input}"),
+        "-o",
+        &format!("udp://127.0.0.1:{}", sink.port),
+        "--log-level",
+        "debug",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let released = loop {
+        let line = relay
+            .logs()
+            .lines()
+            .find(|l| l.contains("start-up code released"))
+            .map(str::to_owned);
+        if let Some(line) = line {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never released; log:\n{}",
+            relay.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let event: serde_json::Value = serde_json::from_str(&released).expect("a JSON log line");
+    let bytes = event["bytes"].as_u64().expect("bytes");
+    // The binary's code alone is megabytes.
+    assert!(bytes > 1 << 20, "released only {bytes} bytes: {released}");
+
+    // The resident set fell below its peak by a good part of what start-up had touched. Idle,
+    // nothing else makes it fall: without the release it stays within a few pages of it.
+    let pid = relay.proc.0.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let (peak, now) = (status_kb(pid, "VmHWM"), status_kb(pid, "VmRSS"));
+    assert!(
+        peak >= now + 512,
+        "resident {now} kB against a peak of {peak} kB"
+    );
+
+    // The code that was unmapped is read back in as it runs: packets still pass, exactly.
+    let (got, ()) = sink.collect_during(|| common::send_udp(input, 0, 500, 2.0));
+    common::assert_range_exact("after the release", &got, 0, 500);
+}
