@@ -4,7 +4,7 @@
 mod common;
 
 use common::{free_port, Relay, UdpSink};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A field of `/proc/PID/status`, in kB.
 fn status_kb(pid: u32, key: &str) -> u64 {
@@ -29,23 +29,7 @@ fn start_up_pages_are_given_back_and_the_relay_keeps_relaying() {
         "--log-level",
         "debug",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let released = loop {
-        let line = relay
-            .logs()
-            .lines()
-            .find(|l| l.contains("start-up code released"))
-            .map(str::to_owned);
-        if let Some(line) = line {
-            break line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never released; log:\n{}",
-            relay.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let released = relay.wait_log_line("start-up code released");
     let event: serde_json::Value = serde_json::from_str(&released).expect("a JSON log line");
     let bytes = event["bytes"].as_u64().expect("bytes");
     // The binary's code alone is megabytes.

@@ -130,6 +130,22 @@ impl Relay {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The first log line that contains `needle`, waiting up to 10 s for it.
+    pub fn wait_log_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self.logs().lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Value of a sample line, e.g. `relay_reconnects_total{route="main",side="input",output=""}`.
     pub fn metric(&self, series: &str) -> f64 {
         metric_value(&self.metrics(), series)
