@@ -6,6 +6,7 @@ use crate::relay::TransportRelay;
 use crate::rist::uri::{Profile, RistEndpoint};
 use crate::srt::uri::SrtEndpoint;
 use crate::udp::uri::UdpEndpoint;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,15 @@ pub const TIME_BUFFER_KEY: &str = "time-buffer-ms";
 pub struct Endpoint {
     pub transport: Arc<dyn TransportRelay>,
     pub time_buffer: Option<Duration>,
+}
+
+/// The first address `host` resolves to: the one libsrt, librist and a UDP socket are given.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{host}' resolves to no address"))
 }
 
 /// The scheme of `uri`, lower-cased (`srt`, `rist`, `udp`), if it has one.

@@ -11,6 +11,7 @@ use super::config::PeerConfig;
 use super::context::{Context, Peer, Role, SenderWake};
 use super::uri::{Profile, RistEndpoint};
 use crate::common::clock;
+use crate::endpoint::resolve;
 use crate::relay::link::LinkEvent;
 use crate::relay::source_lock::Senders;
 use crate::relay::{
@@ -86,7 +87,7 @@ fn open_context(ep: &RistEndpoint, role: Role) -> Result<(Context, Peer, u16), L
 /// `ep` with its host replaced by the address librist would pick first; None if it does not
 /// resolve now (librist then resolves it itself, as for any output that does not stand by).
 fn resolved(ep: &RistEndpoint) -> Option<RistEndpoint> {
-    let addr = (ep.host.as_str(), ep.port).to_socket_addrs().ok()?.next()?;
+    let addr = resolve(&ep.host, ep.port).ok()?;
     let mut resolved = ep.clone();
     resolved.host = addr.ip().to_string();
     Some(resolved)

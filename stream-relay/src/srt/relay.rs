@@ -7,6 +7,7 @@ use super::options::{apply_post, apply_pre, DEFAULT_LATENCY};
 use super::server::directory::{Handoff, Registration};
 use super::uri::{Mode, SrtEndpoint};
 use super::{now_us, Error, ErrorKind, Socket, SocketState};
+use crate::endpoint::resolve;
 use crate::relay::link::LinkEvent;
 use crate::relay::origin::{bound_by_successors, OriginClock};
 use crate::relay::reorder::Reorder;
@@ -14,7 +15,7 @@ use crate::relay::{
     InputLink, LinkError, LinkStats, OutputLink, Packet, SendOutcome, TransportRelay,
 };
 use bytes::Bytes;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -103,14 +104,6 @@ fn listen_addr(ep: &SrtEndpoint) -> Result<SocketAddr, LinkError> {
         ep.host.as_str()
     };
     resolve(host, ep.port).map_err(LinkError::Fatal)
-}
-
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("'{host}' resolves to no address"))
 }
 
 /// A socket with the endpoint's options, bound to its listening address (not yet listening).

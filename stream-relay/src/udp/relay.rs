@@ -6,6 +6,7 @@
 use super::socket::{set_multicast_if_v4, set_recv_buffer, set_send_buffer, wait_readable};
 use super::uri::UdpEndpoint;
 use crate::common::clock;
+use crate::endpoint::resolve;
 use crate::relay::link::LinkEvent;
 use crate::relay::source_lock::Senders;
 use crate::relay::{
@@ -13,7 +14,7 @@ use crate::relay::{
 };
 use bytes::Bytes;
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// Datagrams read per `recv` before returning to the route loop.
@@ -241,11 +242,7 @@ impl UdpOutput {
                 "an output needs a destination host (udp://host:port)".into(),
             ));
         }
-        let dest = (ep.host.as_str(), ep.port)
-            .to_socket_addrs()
-            .map_err(|e| fatal(format!("cannot resolve '{}': {e}", ep.host)))?
-            .next()
-            .ok_or_else(|| fatal(format!("'{}' resolves to no address", ep.host)))?;
+        let dest = resolve(&ep.host, ep.port).map_err(fatal)?;
         let local = ep.localaddr.unwrap_or_else(|| unspecified_like(dest.ip()));
         let sock =
             UdpSocket::bind((local, 0)).map_err(|e| fatal(format!("cannot bind {local}: {e}")))?;
