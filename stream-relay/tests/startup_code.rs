@@ -3,18 +3,8 @@
 
 mod common;
 
-use common::{free_port, Relay, UdpSink};
+use common::{free_port, status_kb, Relay, UdpSink};
 use std::time::Duration;
-
-/// A field of `/proc/PID/status`, in kB.
-fn status_kb(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{key} in {status}"))
-}
 
 #[test]
 fn start_up_pages_are_given_back_and_the_relay_keeps_relaying() {

@@ -379,22 +379,16 @@ fn cpu_ticks(pid: u32) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// CPU (percent of one core) and RSS of the relay over `secs`.
 async fn measure(pid: u32, secs: u64) -> (f64, u64) {
     let hz = 100.0; // USER_HZ on Linux
     let t0 = cpu_ticks(pid);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let t1 = cpu_ticks(pid);
-    ((t1 - t0) as f64 / hz / secs as f64 * 100.0, rss_kb(pid))
+    (
+        (t1 - t0) as f64 / hz / secs as f64 * 100.0,
+        status_kb(pid, "VmRSS"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

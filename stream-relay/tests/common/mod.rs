@@ -27,6 +27,16 @@ pub fn require(tool: &str) -> bool {
     true
 }
 
+/// A field of `/proc/PID/status` in kB (`VmRSS`, `VmHWM`, ...).
+pub fn status_kb(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {status}"))
+}
+
 /// A port that was free a moment ago (UDP and TCP share the number space we use).
 pub fn free_port() -> u16 {
     loop {
