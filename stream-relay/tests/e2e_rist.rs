@@ -520,10 +520,8 @@ fn impaired_first_hop_is_fully_recovered(hop: impl Fn(u64) -> impair::Impairment
     // too late to recover: librist then counts it lost, rightly (seen in CI: the warm-up's last
     // packet, after an 800 ms pause here).
     let dropped_before = proxy.stats().forward.dropped;
-    let lost_after_warm_up = metric_value(
-        &relay.metrics(),
-        r#"relay_packets_lost_total{route="main",side="input",output=""}"#,
-    );
+    let lost_after_warm_up =
+        relay.metric(r#"relay_packets_lost_total{route="main",side="input",output=""}"#);
 
     let count = 3000; // ~3 s at 10 Mbps
     let (got, during) = sink.collect_during(|| {
