@@ -11,10 +11,12 @@
 # How: the release build runs each scenario under valgrind's callgrind, against the reference
 # tools, and every function of the binary that callgrind saw is listed. It must be the release
 # profile itself: cargo's symbol hashes depend on the profile's settings (even `strip`).
-# Each scenario is dumped in three parts: start-up (before any peer), running, and stop. What
-# ran only at start-up or at stop goes last: once it runs, the relay unmaps its code
-# (stream-relay/src/common/startup_code.rs), and what it runs from then on comes back as
-# contiguous pages.
+# Each scenario is dumped in three parts: start-up (until the relay unmaps its start-up code,
+# stream-relay/src/common/startup_code.rs; peers come after it), running, and stop. What ran
+# only at start-up or at stop goes last, so what runs from then on comes back as contiguous
+# pages. Start-up must end exactly at the release: a function that runs after it but is laid
+# out with the start-up code (a peer's first status event, at any time) faults that code back,
+# and the kernel maps a whole page-cache folio (up to 512 kB on this machine) around a fault.
 # Run it after a toolchain or dependency update, or a change that renames much of the packet
 # path: names that no longer exist are skipped by the linker, so a stale list costs memory,
 # not correctness. Needs valgrind, srt-tools, rist-tools, ffmpeg, curl.
@@ -52,7 +54,10 @@ trap cleanup EXIT
 
 profiled() { # profiled NAME HTTP_PORT ARGS...: starts the relay under callgrind
   local name=$1 port=$2; shift 2
+  scenario=$name
+  # Start-up ends where the relay unmaps its start-up code: whatever runs after that comes back.
   HTTP_ADDR=127.0.0.1:$port valgrind --tool=callgrind --demangle=no --dump-instr=no \
+    --dump-after='*startup_code7release*' \
     --callgrind-out-file="$work/cg.$name" "$bin" "$@" >"$work/$name.log" 2>&1 &
   relay=$!
 }
@@ -93,7 +98,10 @@ EOF
   done
   wait $ws || true
 }
-started() { sleep 6; callgrind_control -d startup "$relay" >/dev/null 2>&1; } # before any peer
+started() { # waits for the start-up part (dumped as the release returns) before any peer
+  for _ in $(seq 100); do [ -s "$work/cg.$scenario.1" ] && sleep 1 && return; sleep 0.2; done
+  echo "the relay did not release its start-up code within 20 s" >&2; exit 1
+}
 finish() {
   sleep 2; callgrind_control -d running "$relay" >/dev/null 2>&1
   kill -INT "$relay"; wait "$relay" || true; kill "${pids[@]}" 2>/dev/null || true; pids=()
@@ -194,10 +202,14 @@ for path in files:
 # share, then RIST-only code, so that a one-protocol route (the common case) runs contiguous
 # code; what only a configuration file, the shared listener or the page and its feed need, last.
 # Each by what ran it while running. What ran only at start-up or at stop comes after all that.
+# The release of the start-up code (common/startup_code.rs) ends the start-up part, but it goes
+# on running right after it unmapped that code: laid out there, its own return would fault it
+# back.
 def place(name):
     by = running.get(name, ran[name])
     srt, rist = "srt" in by, "rist" in by
-    return (name not in running, 0 if srt and not rist else 1 if srt else 2 if rist else 3, name)
+    runs = name in running or "startup_code" in name
+    return (not runs, 0 if srt and not rist else 1 if srt else 2 if rist else 3, name)
 print("# Functions of stream-relay that run in use, laid out first by the linker (see build.rs):")
 print("# what runs while relaying (SRT-only, shared by SRT and RIST routes, RIST-only, then what")
 print("# other scenarios ran), then what ran only at start-up or at stop (common/startup_code.rs).")
