@@ -55,9 +55,11 @@ trap cleanup EXIT
 profiled() { # profiled NAME HTTP_PORT ARGS...: starts the relay under callgrind
   local name=$1 port=$2; shift 2
   scenario=$name
-  # Start-up ends where the relay unmaps its start-up code: whatever runs after that comes back.
+  # Start-up ends as the relay starts unmapping its start-up code: the release itself, and
+  # whatever runs after it, must be laid out with the code that keeps running, or it would
+  # fault that code back.
   HTTP_ADDR=127.0.0.1:$port valgrind --tool=callgrind --demangle=no --dump-instr=no \
-    --dump-after='*startup_code7release*' \
+    --dump-before='*startup_code7release*' \
     --callgrind-out-file="$work/cg.$name" "$bin" "$@" >"$work/$name.log" 2>&1 &
   relay=$!
 }
@@ -98,7 +100,7 @@ EOF
   done
   wait $ws || true
 }
-started() { # waits for the start-up part (dumped as the release returns) before any peer
+started() { # waits for the start-up part (dumped as the release begins) before any peer
   for _ in $(seq 100); do [ -s "$work/cg.$scenario.1" ] && sleep 1 && return; sleep 0.2; done
   echo "the relay did not release its start-up code within 20 s" >&2; exit 1
 }
@@ -202,14 +204,10 @@ for path in files:
 # share, then RIST-only code, so that a one-protocol route (the common case) runs contiguous
 # code; what only a configuration file, the shared listener or the page and its feed need, last.
 # Each by what ran it while running. What ran only at start-up or at stop comes after all that.
-# The release of the start-up code (common/startup_code.rs) ends the start-up part, but it goes
-# on running right after it unmapped that code: laid out there, its own return would fault it
-# back.
 def place(name):
     by = running.get(name, ran[name])
     srt, rist = "srt" in by, "rist" in by
-    runs = name in running or "startup_code" in name
-    return (not runs, 0 if srt and not rist else 1 if srt else 2 if rist else 3, name)
+    return (name not in running, 0 if srt and not rist else 1 if srt else 2 if rist else 3, name)
 print("# Functions of stream-relay that run in use, laid out first by the linker (see build.rs):")
 print("# what runs while relaying (SRT-only, shared by SRT and RIST routes, RIST-only, then what")
 print("# other scenarios ran), then what ran only at start-up or at stop (common/startup_code.rs).")
